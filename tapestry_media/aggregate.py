@@ -1,0 +1,54 @@
+"""A submission's status, derived from the tasks of its current file generation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.utils import timezone
+
+from .models import Submission, SubmissionStatus, Task
+from .signals import send_after_commit, submission_processed
+from .status import TERMINAL, Status
+
+
+def aggregate(steps: Iterable[tuple[bool, str]]) -> SubmissionStatus:
+    """``steps`` are ``(is_primary, status)`` pairs of the current generation's tasks."""
+    rows = list(steps)
+    if not rows:
+        return SubmissionStatus.PENDING
+    primary = [status for is_primary, status in rows if is_primary]
+    if primary and primary[0] in TERMINAL and primary[0] != Status.SUCCEEDED:
+        return SubmissionStatus.FAILED
+    if all(status in TERMINAL for _, status in rows):
+        if all(status == Status.SUCCEEDED for _, status in rows):
+            return SubmissionStatus.READY
+        return SubmissionStatus.PARTIAL if primary else SubmissionStatus.FAILED
+    if any(status not in (Status.CREATED, Status.SUBMITTING, Status.PENDING) for _, status in rows):
+        return SubmissionStatus.PROCESSING
+    return SubmissionStatus.PENDING
+
+
+def refresh(submission_id: int, generation: int) -> SubmissionStatus:
+    """Recompute and store the aggregate for ``generation`` (the changed task's): one query to
+    read the steps, one conditional update that does nothing when the status is unchanged or the
+    generation is no longer current. Call inside the transaction that changed the task; the
+    ``submission_processed`` signal goes out after commit."""
+    steps = Task.objects.filter(submission_id=submission_id, generation=generation).values_list(
+        "is_primary", "status"
+    )
+    new = aggregate(steps)
+    done = new in (SubmissionStatus.READY, SubmissionStatus.PARTIAL, SubmissionStatus.FAILED)
+    now = timezone.now()
+    changed = (
+        Submission.objects.filter(pk=submission_id, file_generation=generation)
+        .exclude(status=new)
+        .update(status=new, processed_at=now if done else None, updated_at=now)
+    )
+    if changed and done:
+        send_after_commit(
+            submission_processed,
+            Submission,
+            submission=Submission.objects.get(pk=submission_id),
+            status=new,
+        )
+    return new

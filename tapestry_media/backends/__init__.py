@@ -1,0 +1,58 @@
+"""Task backends. ``get_backend()`` returns the configured one (cached until settings change)."""
+
+from __future__ import annotations
+
+import threading
+
+from django.utils.module_loading import import_string
+
+from ..conf import BUILTIN_BACKENDS, get_settings
+from .base import (
+    AuthenticationError,
+    BackendError,
+    BaseBackend,
+    NotSupported,
+    PermanentBackendError,
+    TaskSpec,
+    TransientBackendError,
+)
+
+_lock = threading.Lock()
+_instances: dict[str, BaseBackend] = {}
+
+
+def get_backend(name: str | None = None) -> BaseBackend:
+    """The backend called ``name`` ("ittybit", "local", "dummy", a dotted path), or the
+    configured one. One instance per name and thread-safe to share (pooled sessions)."""
+    config = get_settings()
+    path = BUILTIN_BACKENDS.get(name, name) if name else config.backend_path
+    with _lock:
+        backend = _instances.get(path)
+        if backend is None:
+            backend = import_string(path)(config)
+            _instances[path] = backend
+        return backend
+
+
+def backend_name_of(backend: BaseBackend) -> str:
+    return backend.name
+
+
+def reset() -> None:
+    with _lock:
+        for backend in _instances.values():
+            backend.close()
+        _instances.clear()
+
+
+__all__ = [
+    "AuthenticationError",
+    "BackendError",
+    "BaseBackend",
+    "NotSupported",
+    "PermanentBackendError",
+    "TaskSpec",
+    "TransientBackendError",
+    "get_backend",
+    "reset",
+]

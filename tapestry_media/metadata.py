@@ -1,0 +1,126 @@
+"""Building and validating the metadata attached to every task.
+
+For a submission's tasks the server owns ``submission_id``, ``user_id`` and the correlation key:
+they come from the records, never from user-supplied metadata. Tasks created from code or the CLI
+take every key from the caller, except the correlation key, which is always the Task's uuid.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import ValidationError
+
+from .conf import get_settings
+
+if TYPE_CHECKING:
+    from .models import Submission
+
+MAX_KEYS = 32
+MAX_KEY_LENGTH = 32
+MAX_VALUE_LENGTH = 2048
+_KEY = re.compile(r"^[A-Za-z0-9_]{1,32}$")
+
+SUBMISSION_OWNED_KEYS = ("submission_id", "user_id")
+
+
+class MetadataError(ValidationError):
+    """Metadata that breaks the API's limits. The message names the key."""
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message, code="invalid_metadata")
+        self.key = key
+
+    def __str__(self) -> str:
+        return str(self.messages[0])
+
+
+def validate_metadata(metadata: Mapping[str, Any]) -> dict[str, str]:
+    """Check the contract's limits: ≤32 keys of ``[A-Za-z0-9_]{1,32}``, string values ≤2048."""
+    if not isinstance(metadata, Mapping):
+        raise MetadataError("metadata must be an object of string keys to string values.")
+    if len(metadata) > MAX_KEYS:
+        raise MetadataError(f"metadata has {len(metadata)} keys; at most {MAX_KEYS} are allowed.")
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not _KEY.match(key):
+            raise MetadataError(
+                f"metadata key {key!r} is invalid: use 1 to {MAX_KEY_LENGTH} characters of "
+                "letters, digits and '_'.",
+                key=str(key),
+            )
+        if not isinstance(value, str):
+            raise MetadataError(
+                f"metadata[{key!r}] must be a string, not {type(value).__name__} "
+                f"({value!r}); send it as text, e.g. {str(value)!r}.",
+                key=key,
+            )
+        if len(value) > MAX_VALUE_LENGTH:
+            raise MetadataError(
+                f"metadata[{key!r}] is {len(value)} characters; at most {MAX_VALUE_LENGTH}.",
+                key=key,
+            )
+    return dict(metadata)
+
+
+def reserved_keys(*, for_submission: bool) -> tuple[str, ...]:
+    correlation = get_settings().CORRELATION_KEY
+    return (*SUBMISSION_OWNED_KEYS, correlation) if for_submission else (correlation,)
+
+
+def reject_reserved(metadata: Mapping[str, Any], *, for_submission: bool) -> None:
+    """Refuse user-supplied metadata that tries to set a server-owned key."""
+    for key in reserved_keys(for_submission=for_submission):
+        if key in metadata:
+            raise MetadataError(
+                f"metadata key {key!r} is set by the server and cannot be sent.", key=key
+            )
+
+
+def submission_metadata(submission: Submission) -> dict[str, str]:
+    """What every task of ``submission`` carries, before step and receiver additions."""
+    meta: dict[str, str] = {}
+    if submission.campaign:
+        meta["campaign"] = submission.campaign
+    if submission.source:
+        meta["source"] = submission.source
+    return meta
+
+
+def server_owned(submission: Submission) -> dict[str, str]:
+    owned = {"submission_id": submission.public_id}
+    if submission.uploader_id is not None:
+        owned["user_id"] = user_public_id(submission.uploader_id)
+    return owned
+
+
+def user_public_id(user_pk: object) -> str:
+    return f"usr_{user_pk}"
+
+
+def build(
+    *,
+    layers: Iterable[Mapping[str, str]],
+    owned: Mapping[str, str],
+    correlation: str,
+) -> dict[str, str]:
+    """Merge ``layers`` in order (later wins), then the server-owned keys and the correlation
+    key on top, and validate the result."""
+    merged: dict[str, str] = {}
+    for layer in layers:
+        merged.update(layer)
+    merged.update(owned)
+    merged[get_settings().CORRELATION_KEY] = correlation
+    return validate_metadata(merged)
+
+
+def parse_pairs(pairs: Iterable[str]) -> dict[str, str]:
+    """``["key=value", ...]`` (CLI, query strings) → dict; a pair without '=' is an error."""
+    result: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise MetadataError(f"metadata {pair!r} must look like key=value.", key=key or None)
+        result[key] = value
+    return validate_metadata(result)

@@ -1,0 +1,254 @@
+"""Submission (an upload), Task (one remote media task) and WebhookEvent (one delivery).
+
+Deletion: deleting a Submission deletes its Tasks (CASCADE) and, after commit, its uploaded file
+and the outputs the local engine stored for it (see ``receivers.delete_files``). Deleting a user
+keeps their submissions with ``uploader`` set to NULL (SET_NULL): the media and its results stay
+until the host deletes them. Deleting a Task keeps its WebhookEvents (``task`` set to NULL).
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from .status import TERMINAL, Status
+
+
+def new_submission_id() -> str:
+    return f"sub_{secrets.token_hex(8)}"
+
+
+def upload_to(instance: Submission, filename: str) -> str:
+    return f"tapestry_media/uploads/{instance.public_id}/{filename}"
+
+
+class MediaKind(models.TextChoices):
+    VIDEO = "video", _("Video")
+    IMAGE = "image", _("Image")
+    AUDIO = "audio", _("Audio")
+
+
+class SubmissionStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    PROCESSING = "processing", _("Processing")
+    READY = "ready", _("Ready")
+    PARTIAL = "partial", _("Partially ready")
+    FAILED = "failed", _("Failed")
+
+
+class SubmissionQuerySet(models.QuerySet["Submission"]):
+    def for_user(self, user: Any) -> SubmissionQuerySet:
+        if getattr(user, "is_staff", False):
+            return self
+        if not getattr(user, "is_authenticated", False):
+            return self.none()
+        return self.filter(uploader=user)
+
+
+class Submission(models.Model):
+    public_id = models.CharField(
+        _("public id"), max_length=40, unique=True, default=new_submission_id, editable=False
+    )
+    uploader = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("uploader"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="tapestry_submissions",
+    )
+    file = models.FileField(_("file"), upload_to=upload_to, max_length=500)
+    file_size = models.BigIntegerField(_("file size"), null=True, blank=True, editable=False)
+    content_type = models.CharField(_("content type"), max_length=100, blank=True)
+    media_kind = models.CharField(
+        _("media kind"), max_length=10, choices=MediaKind.choices, blank=True
+    )
+    title = models.CharField(_("title"), max_length=200, blank=True)
+    campaign = models.CharField(_("campaign"), max_length=100, blank=True, db_index=True)
+    source = models.CharField(_("source"), max_length=100, blank=True, db_index=True)
+    metadata = models.JSONField(_("extra metadata"), default=dict, blank=True)
+    status = models.CharField(
+        _("status"),
+        max_length=12,
+        choices=SubmissionStatus.choices,
+        default=SubmissionStatus.PENDING,
+        db_index=True,
+    )
+    file_generation = models.PositiveIntegerField(_("file generation"), default=0, editable=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    processed_at = models.DateTimeField(_("processed"), null=True, blank=True)
+
+    objects = SubmissionQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("submission")
+        verbose_name_plural = _("submissions")
+        ordering = ("-created_at", "-pk")
+
+    def __str__(self) -> str:
+        return self.title or self.public_id
+
+    def current_tasks(self) -> models.QuerySet[Task]:
+        return self.tasks.filter(generation=self.file_generation)
+
+
+class TaskQuerySet(models.QuerySet["Task"]):
+    def active(self) -> TaskQuerySet:
+        return self.exclude(status__in=TERMINAL)
+
+    def with_metadata(self, **pairs: str) -> TaskQuerySet:
+        """Exact match on metadata values: ``with_metadata(campaign="summer-launch")``."""
+        from .metadata import validate_metadata
+
+        validate_metadata(pairs)
+        return self.filter(**{f"metadata__{key}": value for key, value in pairs.items()})
+
+    def for_user(self, user: Any) -> TaskQuerySet:
+        if getattr(user, "is_staff", False):
+            return self
+        if not getattr(user, "is_authenticated", False):
+            return self.none()
+        return self.filter(Q(submission__uploader=user) | Q(created_by=user))
+
+
+class Task(models.Model):
+    submission = models.ForeignKey(
+        Submission,
+        verbose_name=_("submission"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="tasks",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    uuid = models.UUIDField(_("correlation key"), default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(_("step"), max_length=40, blank=True)
+    generation = models.PositiveIntegerField(_("file generation"), default=0)
+    is_primary = models.BooleanField(_("primary step"), default=False)
+    kind = models.CharField(_("kind"), max_length=40)
+    input = models.TextField(_("input"))
+    options = models.JSONField(_("options"), default=dict, blank=True)
+    metadata = models.JSONField(_("metadata"), default=dict, blank=True)
+    status = models.CharField(
+        _("status"), max_length=12, choices=Status.choices, default=Status.CREATED, db_index=True
+    )
+    raw_status = models.CharField(_("remote status"), max_length=40, blank=True)
+    backend = models.CharField(_("backend"), max_length=100)
+    # NULL, not "": many tasks have no remote id yet, and the unique constraint must skip them.
+    remote_id = models.CharField(_("remote id"), max_length=128, null=True, blank=True)  # noqa: DJ001
+    output = models.JSONField(_("output"), null=True, blank=True)
+    output_url = models.URLField(_("output URL"), max_length=2000, blank=True)
+    error = models.JSONField(_("error"), null=True, blank=True)
+    progress = models.PositiveSmallIntegerField(_("progress"), null=True, blank=True)
+    priority = models.SmallIntegerField(_("job priority"), default=0)
+    attempt = models.PositiveIntegerField(_("attempt"), default=1)
+    attempts = models.JSONField(_("earlier attempts"), default=list, blank=True)
+    retries = models.PositiveIntegerField(_("submit retries"), default=0)
+    next_attempt_at = models.DateTimeField(_("next submit at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True, db_index=True)
+    submitted_at = models.DateTimeField(_("submitted"), null=True, blank=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    objects = TaskQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("task")
+        verbose_name_plural = _("tasks")
+        ordering = ("-created_at", "-pk")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("submission", "generation", "name"),
+                condition=Q(submission__isnull=False) & ~Q(name=""),
+                name="tapestry_media_task_step_per_generation",
+            ),
+            models.UniqueConstraint(
+                fields=("backend", "remote_id"),
+                condition=Q(remote_id__isnull=False),
+                name="tapestry_media_task_remote_id",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=("status", "updated_at"), name="tapestry_task_stale_idx"),
+        ]
+
+    def __str__(self) -> str:
+        label = self.name or self.kind
+        return f"{label} {self.remote_id or self.uuid}"
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable for one attempt (transient retries replay it), new for each attempt."""
+        return f"{self.uuid.hex[:24]}-{self.attempt}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def known_remote_ids(self) -> set[str]:
+        old = {a.get("remote_id") for a in self.attempts if isinstance(a, dict)}
+        return {rid for rid in old if isinstance(rid, str) and rid}
+
+
+class WebhookEvent(models.Model):
+    """One distinct delivery. Repeats bump ``delivery_count`` and change nothing else."""
+
+    class Source(models.TextChoices):
+        WEBHOOK = "webhook", _("Webhook")
+        LOCAL = "local", _("Local engine")
+        POLL = "poll", _("Polling")
+
+    dedup_key = models.CharField(_("dedup key"), max_length=200, unique=True)
+    event_id = models.CharField(_("event id"), max_length=200, blank=True)
+    topic = models.CharField(_("topic"), max_length=60, blank=True)
+    source = models.CharField(
+        _("source"), max_length=10, choices=Source.choices, default=Source.WEBHOOK
+    )
+    remote_task_id = models.CharField(_("remote task id"), max_length=128, db_index=True)
+    raw_status = models.CharField(_("remote status"), max_length=40, blank=True)
+    body = models.TextField(_("body"))
+    headers = models.JSONField(_("headers"), default=dict, blank=True)
+    signature_scheme = models.CharField(_("signature scheme"), max_length=20, blank=True)
+    task = models.ForeignKey(
+        Task,
+        verbose_name=_("task"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="webhook_events",
+    )
+    first_received_at = models.DateTimeField(_("first received"), auto_now_add=True)
+    last_received_at = models.DateTimeField(_("last received"), auto_now_add=True)
+    delivery_count = models.PositiveIntegerField(_("deliveries"), default=1)
+    processed_at = models.DateTimeField(_("processed"), null=True, blank=True)
+    error = models.TextField(_("processing error"), blank=True)
+
+    class Meta:
+        verbose_name = _("webhook event")
+        verbose_name_plural = _("webhook events")
+        ordering = ("-first_received_at", "-pk")
+        indexes = [
+            models.Index(
+                fields=("remote_task_id",),
+                condition=Q(task__isnull=True),
+                name="tapestry_event_unmatched_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.topic or 'event'} {self.remote_task_id}"

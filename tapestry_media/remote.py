@@ -1,0 +1,189 @@
+"""The API's task object, parsed tolerantly into one normalised shape.
+
+Ittybit has answered in several shapes over time (bare objects, ``{meta, data}`` envelopes,
+event envelopes; ``output`` as a file object, a URL string or an ``outputs`` list; timestamps as
+ISO strings, Unix seconds or milliseconds). Everything here keeps the raw payload, never guesses
+and never crashes on a field it does not know.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from django.utils.dateparse import parse_datetime
+
+from .status import Status, normalize
+
+_MS_THRESHOLD = 10**12
+
+
+class PayloadError(ValueError):
+    """A payload that is not a task object (or an envelope holding one)."""
+
+
+@dataclass(frozen=True)
+class RemoteTask:
+    id: str
+    status: Status | None
+    raw_status: str
+    kind: str = ""
+    progress: int | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    output: Any = None
+    output_url: str = ""
+    error: dict[str, str] | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RemoteEvent:
+    """A webhook body: an event envelope, or a bare task object (then ``id`` is ``None``)."""
+
+    id: str | None
+    topic: str
+    task: RemoteTask
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """ISO-8601 text, Unix seconds or Unix milliseconds (anything above 10^12 is ms)."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        seconds = value / 1000 if value > _MS_THRESHOLD else value
+        try:
+            return datetime.fromtimestamp(seconds, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.replace(".", "", 1).isdigit():
+            return parse_timestamp(float(text))
+        try:
+            parsed = parse_datetime(text)
+        except ValueError:
+            return None
+        if parsed is not None and parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed
+    return None
+
+
+def unwrap(payload: object) -> dict[str, Any]:
+    """Strip the 2024 ``{meta, data}`` envelope and the event envelope down to the task."""
+    if not isinstance(payload, Mapping):
+        raise PayloadError("expected a JSON object")
+    body = dict(payload)
+    for _ in range(2):
+        inner = body.get("data")
+        is_envelope = body.get("object") == "event" or ("meta" in body and "id" not in body)
+        if isinstance(inner, Mapping) and (is_envelope or "id" not in body):
+            body = dict(inner)
+    return body
+
+
+def parse_task(payload: object) -> RemoteTask:
+    body = unwrap(payload)
+    task_id = body.get("id")
+    if not isinstance(task_id, str) or not task_id:
+        raise PayloadError("the task object has no 'id'")
+    raw_status = body.get("status")
+    if not isinstance(raw_status, str) or not raw_status:
+        raise PayloadError("the task object has no 'status'")
+    output, output_url = _parse_output(body)
+    return RemoteTask(
+        id=task_id,
+        status=normalize(raw_status),
+        raw_status=raw_status,
+        kind=str(body.get("kind") or ""),
+        progress=_parse_progress(body.get("progress")),
+        metadata=_parse_metadata(body.get("metadata")),
+        output=output,
+        output_url=output_url,
+        error=parse_error(body.get("error")),
+        created_at=parse_timestamp(_first(body, "created_at", "created")),
+        updated_at=parse_timestamp(_first(body, "updated_at", "updated")),
+        started_at=parse_timestamp(body.get("started_at")),
+        finished_at=parse_timestamp(_first(body, "finished_at", "completed_at", "completed")),
+        raw=body,
+    )
+
+
+def parse_event(payload: object) -> RemoteEvent:
+    if not isinstance(payload, Mapping):
+        raise PayloadError("expected a JSON object")
+    if payload.get("object") == "event" or (
+        isinstance(payload.get("data"), Mapping) and "kind" in payload and "status" not in payload
+    ):
+        event_id = payload.get("id")
+        topic = payload.get("kind") or payload.get("type") or ""
+        task = parse_task(payload.get("data"))
+        return RemoteEvent(
+            id=event_id if isinstance(event_id, str) and event_id else None,
+            topic=str(topic),
+            task=task,
+        )
+    task = parse_task(payload)
+    topic = f"task.{task.status.value}" if task.status else f"task.{task.raw_status}"
+    return RemoteEvent(id=None, topic=topic, task=task)
+
+
+def parse_error(value: object) -> dict[str, str] | None:
+    """``"text"``, ``{kind, message}``, ``{message}``, ``{error: {...}}`` → ``{kind, message}``."""
+    if value is None or value == "" or value == {}:
+        return None
+    if isinstance(value, str):
+        return {"kind": "", "message": value}
+    if isinstance(value, Mapping):
+        nested = value.get("error")
+        if isinstance(nested, Mapping | str) and "message" not in value:
+            return parse_error(nested)
+        message = value.get("message") or value.get("detail") or ""
+        kind = value.get("kind") or value.get("type") or value.get("code") or ""
+        if not message and not kind:
+            return {"kind": "", "message": str(dict(value))}
+        return {"kind": str(kind), "message": str(message)}
+    return {"kind": "", "message": str(value)}
+
+
+def _first(body: Mapping[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if body.get(key) is not None:
+            return body[key]
+    return None
+
+
+def _parse_progress(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return max(0, min(100, int(value)))
+
+
+def _parse_metadata(value: object) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): v if isinstance(v, str) else str(v) for k, v in value.items()}
+
+
+def _parse_output(body: Mapping[str, Any]) -> tuple[Any, str]:
+    output = body.get("output")
+    if isinstance(output, str):
+        return {"url": output}, output
+    if isinstance(output, Mapping):
+        return dict(output), _url_of(output)
+    outputs = body.get("outputs")
+    if isinstance(outputs, list) and outputs:
+        files = [dict(o) if isinstance(o, Mapping) else {"url": str(o)} for o in outputs]
+        return files, _url_of(files[0])
+    return None, ""
+
+
+def _url_of(file_object: Mapping[str, Any]) -> str:
+    url = file_object.get("url") or file_object.get("src") or ""
+    return url if isinstance(url, str) else ""

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from tapestry_media import backends
+from tapestry_media.backends.dummy import DummyBackend
+from tapestry_media.testing.jobs import clear_jobs
+
+CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """With CI=true a skipped test (a missing database, browser or ffmpeg) is a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    if CI and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.longrepr = f"skipped under CI=true, which counts as a failure: {reason}"
+
+
+@pytest.fixture(autouse=True)
+def _clean_backends(settings) -> Iterator[None]:
+    DummyBackend.clear()
+    backends.reset()
+    yield
+    DummyBackend.clear()
+    backends.reset()
+
+
+@pytest.fixture(autouse=True)
+def _clean_jobs() -> Iterator[None]:
+    clear_jobs()
+    yield
+    clear_jobs()
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path) -> None:
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+
+
+@pytest.fixture
+def no_network(monkeypatch) -> None:
+    """Fail any attempt to open a socket to anything but a local database."""
+    from django.conf import settings
+
+    real_connect = socket.socket.connect
+    db = settings.DATABASES["default"]
+    database_port = int(db.get("PORT") or 5432)
+
+    def guarded(sock: socket.socket, address: object) -> object:
+        is_database = isinstance(address, tuple) and address[1] == database_port
+        if sock.family == socket.AF_UNIX or is_database:
+            return real_connect(sock, address)
+        raise AssertionError(f"network call to {address!r} during a request/save")
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: guarded(socket.socket(), a[0]))
+
+
+def video_upload(
+    name: str = "clip.mp4", data: bytes = b"\x00\x00\x00\x18ftypmp42"
+) -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, data, content_type="video/mp4")
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user("alice", password="pw-alice")
+
+
+@pytest.fixture
+def other_user(django_user_model):
+    return django_user_model.objects.create_user("bob", password="pw-bob")
