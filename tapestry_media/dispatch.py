@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Q
@@ -54,7 +54,7 @@ def run_submit(task_pk: int) -> str:
     return "submitted"
 
 
-def claimable(now: timezone.datetime | None = None) -> Q:
+def claimable(now: datetime | None = None) -> Q:
     now = now or timezone.now()
     ready = Q(status=Status.CREATED) & (
         Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)

@@ -23,8 +23,11 @@ def submit_task(task_pk: int) -> str:
 
 
 def enqueue(
-    job: JobDefinition, *args: Any, priority: int = 0, run_after: datetime | None = None
-) -> JobResult | None:
+    job: JobDefinition[Any, Any],
+    *args: Any,
+    priority: int = 0,
+    run_after: datetime | None = None,
+) -> JobResult[Any, Any] | None:
     """Enqueue ``job`` on the configured backend and queue. Features the task backend lacks
     are dropped (priority) or left to resync (a deferred run); a failing enqueue is logged
     and left to resync, which finds every row that did not move."""
@@ -47,5 +50,5 @@ def enqueue(
 
 def enqueue_submit(
     task_pk: int, *, priority: int = 0, run_after: datetime | None = None
-) -> JobResult | None:
+) -> JobResult[Any, Any] | None:
     return enqueue(submit_task, task_pk, priority=priority, run_after=run_after)

@@ -66,7 +66,7 @@ def create_tasks_for_upload(submission: Submission) -> list[Task]:
     for index, step in enumerate(steps):
         task = build_task(
             kind=step["kind"],
-            input=submission.file.name,
+            input=submission.file.name or "",
             options=dict(step.get("options", {})),
             layers=[*layers, step.get("metadata", {})],
             owned=owned,

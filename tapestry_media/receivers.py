@@ -33,7 +33,7 @@ def prepare_upload(sender: type[Submission], instance: Submission, **kwargs: Any
     same INSERT/UPDATE."""
     if kwargs.get("raw"):
         return
-    current = instance.file.name if instance.file else ""
+    current = (instance.file.name or "") if instance.file else ""
     new_file = bool(current) and (
         instance._state.adding or current != getattr(instance, _LOADED_FILE, None)
     )
@@ -69,7 +69,7 @@ def submit_upload(sender: type[Submission], instance: Submission, **kwargs: Any)
 
 def delete_files(sender: type[Submission], instance: Submission, **kwargs: Any) -> None:
     """post_delete: remove the upload and the local engine's outputs once the delete commits."""
-    names = [instance.file.name] if instance.file else []
+    names = [instance.file.name] if instance.file and instance.file.name else []
     names += [
         out["storage_name"]
         for out in Task.objects.filter(submission_id=instance.pk).values_list("output", flat=True)

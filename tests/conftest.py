@@ -79,3 +79,11 @@ def user(django_user_model):
 @pytest.fixture
 def other_user(django_user_model):
     return django_user_model.objects.create_user("bob", password="pw-bob")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    import django
+    from django.conf import settings
+
+    engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    return f"tapestry_media: Django {django.get_version()}, database {engine}"

@@ -41,7 +41,7 @@ def run_jobs(
     Returns the values the jobs returned."""
     backend = _dummy_backend(alias)
     already_queued = {id(r) for r in backend.results} if include_deferred else set()
-    values = []
+    values: list[Any] = []
     for _ in range(limit):
         now = timezone.now()
         due = [

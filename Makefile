@@ -1,0 +1,26 @@
+# The two commands of the README, plus the developer's helpers. Each one sets itself up.
+.PHONY: demo test lint format bench build clean
+
+PYTEST_ARGS ?=
+
+demo:  ## the example site on the embedded local engine, with one sample upload processed
+	scripts/demo.sh
+
+test:  ## the test suite (SQLite; DATABASE_URL=postgres://... for PostgreSQL; DJANGO_SERIES=5.2)
+	scripts/test.sh $(PYTEST_ARGS)
+
+lint:
+	@venv=$$(scripts/bootstrap.sh dev | tail -1); \
+	$$venv/bin/ruff check . && $$venv/bin/ruff format --check . && $$venv/bin/mypy tapestry_media
+
+format:
+	@venv=$$(scripts/bootstrap.sh dev | tail -1); $$venv/bin/ruff format . && $$venv/bin/ruff check --fix .
+
+bench:
+	scripts/bench.sh
+
+build:
+	@venv=$$(scripts/bootstrap.sh dev | tail -1); rm -rf dist; $$venv/bin/python -m build --outdir dist . >/dev/null && ls dist
+
+clean:
+	rm -rf .venv .venv-dj52 dist build *.egg-info example_project/var

@@ -1,0 +1,29 @@
+"""Each CI leg proves it ran the database and Django version it claims."""
+
+from __future__ import annotations
+
+import os
+
+import django
+import pytest
+from django.db import connection
+
+
+@pytest.mark.django_db
+def test_database_vendor_is_the_one_this_leg_claims() -> None:
+    expected = os.environ.get("EXPECT_DB_VENDOR")
+    if expected is None:
+        assert os.environ.get("CI", "").lower() != "true", "CI legs must set EXPECT_DB_VENDOR"
+        return
+    assert connection.vendor == expected
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        assert cursor.fetchone() == (1,)
+
+
+def test_django_version_is_the_one_this_leg_claims() -> None:
+    expected = os.environ.get("EXPECT_DJANGO")
+    if expected:
+        assert django.get_version().startswith(expected + "."), django.get_version()
+    else:
+        assert django.VERSION >= (6, 0), "the default leg runs the newest Django"
