@@ -104,12 +104,16 @@ def build(
     layers: Iterable[Mapping[str, str]],
     owned: Mapping[str, str],
     correlation: str,
+    for_submission: bool,
 ) -> dict[str, str]:
-    """Merge ``layers`` in order (later wins), then the server-owned keys and the correlation
-    key on top, and validate the result."""
+    """Merge ``layers`` in order (later wins), drop every reserved key they set, put the
+    server-owned values and the correlation key on top, and validate the result. A reserved
+    key the server has no value for (``user_id`` of an anonymous upload) stays absent."""
     merged: dict[str, str] = {}
     for layer in layers:
         merged.update(layer)
+    for key in reserved_keys(for_submission=for_submission):
+        merged.pop(key, None)
     merged.update(owned)
     merged[get_settings().CORRELATION_KEY] = correlation
     return validate_metadata(merged)

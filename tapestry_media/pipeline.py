@@ -124,7 +124,12 @@ def build_task(
     except SubmitVetoed as veto:
         logger.info("task %r for %s vetoed: %s", name or kind, submission, veto)
         return None
-    task.metadata = md.build(layers=[extra], owned=owned, correlation=str(task.uuid))
+    task.metadata = md.build(
+        layers=[extra],
+        owned=owned,
+        correlation=str(task.uuid),
+        for_submission=submission is not None,
+    )
     task.priority = job_priority(task.metadata)
     return task
 
