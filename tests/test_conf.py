@@ -24,7 +24,7 @@ def test_defaults_are_documented_values() -> None:
         "options": {"width": 1280, "format": "mp4"},
     }
     assert config.PIPELINE["video"][1]["options"] == {"format": "jpg", "start": 1}
-    assert config.STALE_AFTER == timedelta(minutes=15)
+    assert timedelta(minutes=15) == config.STALE_AFTER
 
 
 def test_override_settings_is_seen_at_once(settings) -> None:

@@ -46,7 +46,8 @@ def test_wheel_holds_migrations_templates_and_py_typed(dist: Path) -> None:
 @pytest.mark.once
 def test_sdist_holds_the_license_and_templates(dist: Path) -> None:
     (sdist,) = dist.glob("*.tar.gz")
-    names = tarfile.open(sdist).getnames()
+    with tarfile.open(sdist) as archive:
+        names = archive.getnames()
     assert any(n.endswith("/LICENSE") for n in names)
     assert any(n.endswith("tapestry_media/py.typed") for n in names)
     assert any("tapestry_media/migrations/0001_initial.py" in n for n in names)
