@@ -12,7 +12,7 @@ import subprocess
 from .errors import EngineUnavailable
 
 # " V....D libx264   libx264 H.264 ..." : a type letter, five flag characters, then the name.
-_ENCODER_LINE = re.compile(r"^\s*[VAS][A-Z.]{5}\s+(\S+)")
+_ENCODER_LINE = re.compile(r"^\s*[VAS][A-Z.]{5}\s+(\w[\w-]*)")
 
 
 def find_ffmpeg(configured: str | None = None) -> str:

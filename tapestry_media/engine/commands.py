@@ -28,6 +28,7 @@ from .quality import (
     JPEG_QSCALE,
     VIDEO_CRF,
     WEBP_QUALITY,
+    vorbis_quality,
 )
 
 X264_PRESETS: Final = (
@@ -265,6 +266,8 @@ def _audio_command(
 
 
 def _audio_rate_args(encoder: str, spec: Spec) -> list[str]:
+    if spec.bitrate is not None and encoder == "libvorbis":
+        return ["-q:a", str(vorbis_quality(spec.bitrate))]
     if spec.bitrate is not None:
         return ["-b:a", str(spec.bitrate)]
     quality = spec.quality or DEFAULT_QUALITY

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from .binary import available_encoders, find_ffmpeg
 from .commands import DEFAULT_PRESET, Command, plan_command
 from .diagnostics import describe
-from .errors import EngineError, InputError, UnsupportedOperation
+from .errors import EngineError, EngineTimeout, InputError, UnsupportedOperation
 from .formats import FORMATS
 from .options import Spec, parse_spec
 from .probe import MediaInfo, probe
@@ -79,22 +79,36 @@ def run_operation(
     reporter = ProgressReporter(progress)
     reporter.report(0.0)
     try:
-        completed = run_ffmpeg(
-            command.argv,
-            duration=command.duration,
-            progress=reporter.report,
-            timeout=_left(deadline, None),
-        )
+        completed = _run(command, reporter, deadline, timeout)
         _check_output(completed, partial, spec, media)
         final = os.path.join(os.path.abspath(output_dir), name + command.output_format.suffix)
         result = _describe_output(binary, partial, final, command, deadline)
         os.replace(partial, final)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             os.remove(partial)
         raise
     reporter.finish()
     return result
+
+
+def _run(
+    command: Command, reporter: ProgressReporter, deadline: float | None, timeout: float | None
+) -> Completed:
+    try:
+        return run_ffmpeg(
+            command.argv,
+            duration=command.duration,
+            progress=reporter.report,
+            timeout=_left(deadline, None),
+        )
+    except EngineTimeout as exc:
+        # Report the caller's limit, not what was left of it once probing was done.
+        raise EngineTimeout(
+            f"{command.output_format.kind} operation did not finish within {timeout:g} s; "
+            "ffmpeg was stopped",
+            stderr=exc.stderr,
+        ) from exc
 
 
 def _left(deadline: float | None, default: float | None) -> float | None:
@@ -107,7 +121,7 @@ def _partial_path(output_dir: str | os.PathLike[str], name: str, suffix: str) ->
     # Not mkstemp: ffmpeg creates the file, so it gets the usual umask permissions, not 0600.
     # The real suffix keeps the partial file recognisable when it is probed.
     token = secrets.token_hex(6)
-    return os.path.join(os.path.abspath(output_dir), f".{name}.{token}.partial{suffix}")
+    return os.path.join(os.path.abspath(output_dir), f".{name[:64]}.{token}.partial{suffix}")
 
 
 def _basename(basename: str | None, input_path: str | os.PathLike[str]) -> str:
@@ -147,7 +161,13 @@ def _check_output(completed: Completed, partial: str, spec: Spec, media: MediaIn
         )
 
 
-_INPUT_FAULTS = ("Invalid data found", "Error while decoding", "corrupt", "moov atom not found")
+_INPUT_FAULTS = (
+    "Error opening input",
+    "Invalid data found",
+    "Error while decoding",
+    "corrupt",
+    "moov atom not found",
+)
 
 
 def _blames_input(stderr: tuple[str, ...]) -> bool:

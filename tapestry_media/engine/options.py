@@ -42,6 +42,8 @@ MAX_DIMENSION: Final = 16384
 MAX_FPS: Final = 60
 VIDEO_BITRATE_RANGE: Final = (10_000, 500_000_000)
 AUDIO_BITRATE_RANGE: Final = (8_000, 512_000)
+# libopus refuses more than 256 kbit/s per channel, and the engine cannot promise stereo.
+OPUS_MAX_BITRATE: Final = 256_000
 
 _T = TypeVar("_T")
 
@@ -206,6 +208,11 @@ def _check_combination(spec: Spec) -> Spec:
     if spec.start is not None and spec.end is not None and spec.end <= spec.start:
         raise UnsupportedOperation(
             f"option 'end' ({spec.end:g}) must be after 'start' ({spec.start:g})", option="end"
+        )
+    if spec.bitrate is not None and spec.format == "opus" and spec.bitrate > OPUS_MAX_BITRATE:
+        raise UnsupportedOperation(
+            f"option 'bitrate' ({spec.bitrate}) is above what opus supports ({OPUS_MAX_BITRATE})",
+            option="bitrate",
         )
     if spec.bitrate is not None and spec.format in LOSSLESS_FORMATS:
         raise UnsupportedOperation(

@@ -30,6 +30,16 @@ AUDIO_VBR: Final = MappingProxyType(
         "libvorbis": _levels(2, 4, 5, 7, 9),  # higher is better
     }
 )
+# libvorbis refuses average bitrates outside a window that depends on channels and sample rate,
+# so a requested bitrate picks the nearest quality step instead (nominal stereo 44.1 kHz rates).
+_VORBIS_NOMINAL: Final = (64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 500)
+
+
+def vorbis_quality(bitrate: int) -> int:
+    """The libvorbis -q:a step (0..10) whose nominal bitrate is nearest to ``bitrate``."""
+    return min(range(len(_VORBIS_NOMINAL)), key=lambda q: abs(_VORBIS_NOMINAL[q] * 1000 - bitrate))
+
+
 AUDIO_BITRATE: Final = MappingProxyType(
     {
         "aac": _levels(64_000, 96_000, 128_000, 192_000, 256_000),

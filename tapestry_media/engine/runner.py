@@ -79,10 +79,9 @@ def run_ffmpeg(
         returncode = process.wait(timeout=_remaining(deadline))
     except (queue.Empty, subprocess.TimeoutExpired):
         _stop(process, readers)
+        said = f"; it last said: {describe(tail)}" if tail else ""
         raise EngineTimeout(
-            f"ffmpeg did not finish within {timeout:g} s and was stopped; last output: "
-            f"{describe(tail)}",
-            stderr=tail,
+            f"ffmpeg did not finish within {timeout:g} s and was stopped{said}", stderr=tail
         ) from None
     finally:
         _stop(process, readers)
