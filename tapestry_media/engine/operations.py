@@ -154,9 +154,9 @@ def _check_output(completed: Completed, partial: str, spec: Spec, media: MediaIn
         )
     if not os.path.exists(partial) or os.path.getsize(partial) == 0:
         at = f" at {spec.start:g} s" if spec.start else ""
+        length = f" (input duration {media.duration:g} s)" if media.duration else ""
         raise InputError(
-            f"ffmpeg produced no {spec.kind} output: no frame or sample{at} in the input "
-            f"(duration {media.duration} s)",
+            f"ffmpeg produced no {spec.kind} output: no frame or sample{at} in the input{length}",
             stderr=completed.stderr,
         )
 

@@ -6,8 +6,10 @@ with status 1, "no output file") and parses the stream summary it prints on stde
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import shlex
 import subprocess
 from dataclasses import dataclass, replace
 
@@ -15,6 +17,8 @@ from .binary import find_ffmpeg
 from .diagnostics import describe
 from .errors import EngineTimeout, InputError
 from .paths import ffmpeg_url
+
+logger = logging.getLogger("tapestry_media.engine")
 
 _INPUT = re.compile(r"^Input #0, (?P<format>.+?), from ")
 _DURATION = re.compile(r"^\s*Duration: (?P<h>\d+):(?P<m>\d+):(?P<s>\d+(?:\.\d+)?)")
@@ -79,6 +83,7 @@ def probe(
     if not os.path.isfile(filename):
         raise InputError(f"input file not found: {filename}")
     argv = [find_ffmpeg(ffmpeg), "-hide_banner", "-nostdin", "-i", ffmpeg_url(filename)]
+    logger.debug("probing: %s", shlex.join(argv))
     try:
         completed = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as exc:

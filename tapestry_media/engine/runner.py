@@ -74,17 +74,19 @@ def run_ffmpeg(
     for reader in readers:
         reader.daemon = True
         reader.start()
+    returncode: int | None = None
     try:
         _pump(events, progress, deadline)
         returncode = process.wait(timeout=_remaining(deadline))
     except (queue.Empty, subprocess.TimeoutExpired):
+        pass  # returncode stays None: timed out
+    finally:
         _stop(process, readers)
+    if returncode is None:
         said = f"; it last said: {describe(tail)}" if tail else ""
         raise EngineTimeout(
             f"ffmpeg did not finish within {timeout:g} s and was stopped{said}", stderr=tail
-        ) from None
-    finally:
-        _stop(process, readers)
+        )
     logger.debug("ffmpeg exited with %s after %.2f s", returncode, time.monotonic() - started)
     return Completed(returncode, tuple(tail))
 
