@@ -17,6 +17,7 @@ class Clips:
     landscape: Path  # 1920x1080, 2 s at 5 fps, with audio
     portrait: Path  # 1080x1920, 1 s, with audio
     rotated: Path  # 1280x720 stored, tagged display rotation 90 (a phone clip)
+    rotated_source: Path  # the same clip without the tag
     silent: Path  # 320x180, 1 s, no audio stream
     small: Path  # 320x180, 1 s, with audio
     still: Path  # 400x300 png
@@ -74,6 +75,7 @@ def clips(ffmpeg: str, tmp_path_factory: pytest.TempPathFactory) -> Clips:
         landscape=_clip(ffmpeg, root / "landscape.mp4", "1920x1080", 5, 2, audio=True),
         portrait=_clip(ffmpeg, root / "portrait.mp4", "1080x1920", 5, 1, audio=True),
         rotated=rotated,
+        rotated_source=landscape_720,
         silent=_clip(ffmpeg, root / "silent.mp4", "320x180", 15, 1, audio=False),
         small=_clip(ffmpeg, root / "small.mp4", "320x180", 15, 1, audio=True),
         still=still,

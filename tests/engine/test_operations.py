@@ -48,6 +48,22 @@ def decode_errors(ffmpeg: str, path: str) -> str:
     return completed.stderr.decode()
 
 
+def first_frame(ffmpeg: str, path: str | Path, video_filter: str = "null") -> bytes:
+    """The first frame as 16x16 grey pixels (applying ``video_filter`` first)."""
+    completed = subprocess.run(
+        [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-frames:v", "1",
+         "-vf", f"{video_filter},scale=16:16,format=gray", "-f", "rawvideo", "-"],
+        capture_output=True,
+        check=True,
+    )  # fmt: skip
+    return completed.stdout
+
+
+def difference(a: bytes, b: bytes) -> float:
+    assert len(a) == len(b) == 256
+    return sum(abs(x - y) for x, y in zip(a, b, strict=True)) / len(a)
+
+
 def top_level_boxes(path: str) -> list[str]:
     """The types of an MP4/MOV file's top-level boxes, in file order."""
     boxes = []
@@ -111,6 +127,13 @@ def test_rotated_phone_clip_comes_out_upright_without_rotation_tag(
     text = probe_text(ffmpeg, result.path).lower()
     assert "rotation" not in text
     assert "displaymatrix" not in text.replace(" ", "")
+    # The picture itself is turned: the stored frame rotated 90 degrees counter-clockwise (what
+    # the tag asked a player to do), and clearly not clockwise.
+    output = first_frame(ffmpeg, result.path)
+    upright = first_frame(ffmpeg, clips.rotated_source, "transpose=cclock")
+    wrong_way = first_frame(ffmpeg, clips.rotated_source, "transpose=clock")
+    assert difference(output, upright) < 8
+    assert difference(output, wrong_way) > 3 * difference(output, upright) + 10
 
 
 def test_webm_is_vp9_and_opus(clips: Clips, ffmpeg: str, tmp_path: Path) -> None:
