@@ -205,9 +205,10 @@ def _supported_options(kind: object) -> Mapping[str, str]:
 def _check_combination(spec: Spec) -> Spec:
     if spec.kind == "video":
         spec = _with_codec(spec)
-    if spec.start is not None and spec.end is not None and spec.end <= spec.start:
+    start = spec.start or 0.0
+    if spec.end is not None and spec.end <= start:
         raise UnsupportedOperation(
-            f"option 'end' ({spec.end:g}) must be after 'start' ({spec.start:g})", option="end"
+            f"option 'end' ({spec.end:g}) must be after 'start' ({start:g})", option="end"
         )
     if spec.bitrate is not None and spec.format == "opus" and spec.bitrate > OPUS_MAX_BITRATE:
         raise UnsupportedOperation(

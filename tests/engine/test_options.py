@@ -81,6 +81,8 @@ def test_codec_must_fit_the_container(options: dict[str, object], fitting: str) 
 def test_start_must_come_before_end() -> None:
     with pytest.raises(UnsupportedOperation, match=r"'end' \(2\) must be after 'start' \(5\)"):
         validate_options("video", {"start": 5, "end": 2})
+    with pytest.raises(UnsupportedOperation, match=r"'end' \(0\) must be after 'start' \(0\)"):
+        validate_options("audio", {"end": 0})
 
 
 def test_bitrate_is_refused_for_lossless_audio() -> None:
