@@ -93,9 +93,10 @@ def _apply_locked(task: Task, remote: RemoteTask, *, source: str) -> Outcome:
     if not changed:
         return Outcome(task, False, "stale" if remote.status else "unknown_status")
     task.save(update_fields=[*changed, "updated_at"])
+    # Registered first, so the task's signals go out before ``submission_processed``.
+    _send_signals(task, previous, source)
     if "status" in changed and task.submission_id is not None:
         aggregate.refresh(task.submission_id, task.generation)
-    _send_signals(task, previous, source)
     return Outcome(task, True, "applied")
 
 

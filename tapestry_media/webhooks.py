@@ -1,36 +1,227 @@
-"""Storing webhook deliveries and matching results that arrived before their task was known."""
+"""Webhook deliveries: store each one, then apply it; results for unknown tasks wait for them.
+
+One delivery, after the view has checked its size and signature (dj-stripe's order):
+
+1. :func:`parse_body` — JSON → :class:`~tapestry_media.remote.RemoteEvent`.
+2. :func:`record` — insert a :class:`WebhookEvent` (committed on its own). A repeat of a
+   known event (same :func:`dedup_key`) only bumps ``delivery_count`` and ``last_received_at``.
+3. :func:`process` — :func:`reconcile.apply` in its own transaction, then mark the event
+   processed with the task it matched. If applying raises, the error is stored on the event
+   (the insert committed first, so the row survives) and :class:`ProcessingError` is raised; a
+   retried delivery of that event is processed again.
+
+:func:`deliver` runs the three steps; the local engine calls it too (``source="local"``).
+A result that matches no task is stored unmatched and applied by :func:`apply_unmatched` when
+the submit job learns the task's remote id.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from . import reconcile
 from .models import Task, WebhookEvent
-from .remote import PayloadError, parse_event
+from .remote import PayloadError, RemoteEvent, RemoteTask, parse_event
 
 logger = logging.getLogger("tapestry_media.webhooks")
 
+#: Request headers stored with an event (lower case). Signatures are left out: they prove
+#: nothing once stored, and the body is kept anyway.
+KEPT_HEADERS = (
+    "content-type",
+    "user-agent",
+    "webhook-id",
+    "webhook-timestamp",
+    "x-request-id",
+)
+_MAX_KEY = WebhookEvent._meta.get_field("dedup_key").max_length or 200
+_MAX_ERROR = 2000
+
+
+class ProcessingError(Exception):
+    """Applying a stored delivery failed. The reason is on the event row; a repeat delivery of
+    the same event is processed again."""
+
+    def __init__(self, event_pk: int, message: str) -> None:
+        super().__init__(message)
+        self.event_pk = event_pk
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What :func:`deliver` did. ``outcome`` is ``None`` for a repeat that was only counted."""
+
+    event_pk: int | None
+    duplicate: bool
+    outcome: reconcile.Outcome | None
+
+    @property
+    def status(self) -> str:
+        """``duplicate``, ``unmatched``, ``applied`` or why nothing changed (``stale``,
+        ``old_attempt``, ``superseded``, ``remote_id_mismatch``, ``unknown_status``)."""
+        if self.outcome is None:
+            return "duplicate"
+        return self.outcome.reason
+
+
+def deliver(
+    body: bytes,
+    *,
+    source: str = WebhookEvent.Source.WEBHOOK,
+    headers: Mapping[str, str] | None = None,
+    scheme: str = "",
+) -> Receipt:
+    """Record and apply one (already verified) delivery.
+
+    Raises :class:`~tapestry_media.remote.PayloadError` for a body that is not a task or an
+    event holding one (nothing is written) and :class:`ProcessingError` when applying failed.
+    """
+    event = parse_body(body)
+    event_pk = record(event, body, source=source, headers=headers or {}, scheme=scheme)
+    if event_pk is None:
+        return Receipt(None, True, None)
+    return Receipt(event_pk, False, process(event_pk, event.task, source=source))
+
+
+def parse_body(body: bytes) -> RemoteEvent:
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise PayloadError(f"the body is not valid JSON: {exc}") from exc
+    return parse_event(payload)
+
+
+def dedup_key(event: RemoteEvent, body: bytes) -> str:
+    """The event id when the body is an event envelope; otherwise a digest of the remote task
+    id, its raw status and the exact body (a retried delivery repeats all three)."""
+    if event.id:
+        key = f"event:{event.id}"
+        if len(key) <= _MAX_KEY:
+            return key
+        return "event-sha256:" + hashlib.sha256(event.id.encode()).hexdigest()
+    digest = hashlib.sha256()
+    for part in (event.task.id.encode(), event.task.raw_status.encode(), body):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def record(
+    event: RemoteEvent,
+    body: bytes,
+    *,
+    source: str,
+    headers: Mapping[str, str],
+    scheme: str,
+) -> int | None:
+    """Store a new event and return its pk, or count a repeat and return ``None``.
+
+    A repeat of an event whose processing failed is claimed for another try: its pk is
+    returned as if it were new.
+    """
+    key = dedup_key(event, body)
+    try:
+        with _savepoint_if_in_transaction():
+            row = WebhookEvent.objects.create(
+                dedup_key=key,
+                event_id=(event.id or "")[:200],
+                topic=event.topic[:60],
+                source=source,
+                remote_task_id=event.task.id[:128],
+                raw_status=event.task.raw_status[:40],
+                body=body.decode("utf-8", "replace"),
+                headers=kept_headers(headers),
+                signature_scheme=scheme,
+            )
+        return row.pk
+    except IntegrityError:
+        return count_repeat(key)
+
+
+def count_repeat(key: str) -> int | None:
+    """Bump the delivery count of event ``key``: one UPDATE for the usual repeat. A repeat of
+    a failed event also clears its error, and its pk is returned so it is processed again."""
+    now = timezone.now()
+    bump = {"delivery_count": F("delivery_count") + 1, "last_received_at": now}
+    rows = WebhookEvent.objects.filter(dedup_key=key)
+    if rows.filter(error="").update(**bump):
+        return None
+    # Only one concurrent repeat wins the failed row (the filter on error re-checks it).
+    if rows.exclude(error="").update(**bump, error=""):
+        pk: int = rows.values_list("pk", flat=True).get()
+        logger.info("re-processing webhook event %s after an earlier failure", pk)
+        return pk
+    rows.update(**bump)  # lost that race: someone else is re-processing it
+    return None
+
+
+def process(
+    event_pk: int, remote: RemoteTask, *, source: str, task_pk: int | None = None
+) -> reconcile.Outcome:
+    """Apply ``remote`` and mark event ``event_pk`` processed (with the matched task)."""
+    try:
+        outcome = reconcile.apply(remote, source=source, task_pk=task_pk)
+    except Exception as exc:
+        logger.exception("could not apply webhook event %s for %s", event_pk, remote.id)
+        message = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR]
+        WebhookEvent.objects.filter(pk=event_pk).update(error=message, processed_at=None)
+        raise ProcessingError(event_pk, message) from exc
+    mark_processed(event_pk, outcome)
+    if not outcome.matched:
+        logger.info("webhook for unknown task %s stored unmatched (event %s)", remote.id, event_pk)
+    return outcome
+
+
+def mark_processed(event_pk: int, outcome: reconcile.Outcome) -> None:
+    fields: dict[str, object] = {"processed_at": timezone.now(), "error": ""}
+    # An unmatched outcome leaves ``task`` alone: apply_unmatched may have matched the event
+    # meanwhile, and NULL would undo that.
+    if outcome.task is not None:
+        fields["task"] = outcome.task
+    WebhookEvent.objects.filter(pk=event_pk).update(**fields)
+
 
 def apply_unmatched(task: Task) -> int:
-    """Apply stored events for ``task.remote_id`` that matched no task when they arrived."""
+    """Apply stored events for ``task.remote_id`` that matched no task when they arrived.
+    Returns how many changed the task. A failure is stored on its event and skipped."""
     if not task.remote_id:
         return 0
     applied = 0
     pending = WebhookEvent.objects.filter(remote_task_id=task.remote_id, task__isnull=True)
-    for event in pending.order_by("first_received_at", "pk"):
+    for event in pending.order_by("first_received_at", "pk").only("pk", "body", "source"):
         try:
-            remote = parse_event(json.loads(event.body)).task
-        except (ValueError, PayloadError) as exc:
+            remote = parse_body(event.body.encode()).task
+        except PayloadError as exc:
             WebhookEvent.objects.filter(pk=event.pk).update(error=f"unparseable: {exc}")
             continue
-        with transaction.atomic():
-            outcome = reconcile.apply(remote, source=event.source)
-            WebhookEvent.objects.filter(pk=event.pk).update(
-                task=outcome.task, processed_at=timezone.now(), error=""
-            )
+        try:
+            outcome = process(event.pk, remote, source=event.source, task_pk=task.pk)
+        except ProcessingError:
+            continue
         applied += int(outcome.changed)
     return applied
+
+
+def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    lowered = {name.lower(): value for name, value in headers.items()}
+    return {name: lowered[name][:500] for name in KEPT_HEADERS if name in lowered}
+
+
+@contextlib.contextmanager
+def _savepoint_if_in_transaction() -> Iterator[None]:
+    """A failed INSERT needs a savepoint inside a transaction; in autocommit it needs nothing
+    (and ``atomic()`` would cost an extra ``BEGIN`` on SQLite)."""
+    if transaction.get_connection().in_atomic_block:
+        with transaction.atomic():
+            yield
+    else:
+        yield

@@ -1,0 +1,1 @@
+"""HTTP endpoints (Django REST framework views) of tapestry_media."""
