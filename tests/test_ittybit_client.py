@@ -21,6 +21,7 @@ from tapestry_media.backends.base import (
 )
 from tapestry_media.backends.ittybit import IttybitBackend
 from tapestry_media.conf import Settings
+from tapestry_media.remote import RemoteTask
 from tapestry_media.status import Status
 from tapestry_media.testing.contract_server import (
     DEFAULT_API_KEY,
@@ -512,6 +513,23 @@ def test_a_2xx_that_is_not_a_task_is_transient(
         backend.create(SPEC, idempotency_key=KEY)
     assert (caught.value.kind, caught.value.status_code) == ("bad_response", 201)
     assert server.count() == 1
+
+
+def test_a_task_with_unparseable_fields_is_a_backend_error(
+    backend: IttybitBackend, server: ContractServer
+) -> None:
+    # remote.parse_task raises OverflowError on ``"progress": Infinity`` (reported); whatever
+    # it does, the client answers with a task or a BackendError, never a raw exception.
+    server.transform = lambda body: {**body, "progress": float("inf")}
+    outcome: RemoteTask | TransientBackendError
+    try:
+        outcome = backend.get(server.add_task())
+    except TransientBackendError as exc:
+        outcome = exc
+    if isinstance(outcome, TransientBackendError):
+        assert outcome.kind == "bad_response"
+    else:
+        assert outcome.progress in (None, 100)
 
 
 # --- transport errors -------------------------------------------------------------------------

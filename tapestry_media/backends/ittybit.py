@@ -15,11 +15,11 @@ import email.utils
 import http.cookiejar
 import json
 import logging
-import random
 import re
 import time
 from collections.abc import Callable, Mapping
 from html import unescape
+from random import random as _uniform
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote, urlsplit
@@ -40,7 +40,7 @@ from urllib3.util.retry import Retry
 
 from .. import __version__
 from ..conf import Settings
-from ..remote import PayloadError, RemoteTask, parse_error, parse_task
+from ..remote import RemoteTask, parse_error, parse_task
 from .base import (
     AuthenticationError,
     BackendError,
@@ -104,7 +104,7 @@ class RetryPolicy(Retry):
         *args: Any,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
-        random: Callable[[], float] = random.random,
+        random: Callable[[], float] = _uniform,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -194,7 +194,7 @@ class IttybitBackend(BaseBackend):
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         jitter: float | None = None,
-        random: Callable[[], float] = random.random,
+        random: Callable[[], float] = _uniform,
         pool_maxsize: int = 10,
     ) -> None:
         super().__init__(config)
@@ -293,7 +293,7 @@ class IttybitBackend(BaseBackend):
             raise self._status_error(response)
         try:
             return parse_task(response.json())
-        except (ValueError, PayloadError) as exc:
+        except (ValueError, ArithmeticError) as exc:  # PayloadError is a ValueError
             # Transient, not permanent: on a create the 2xx means the task most likely exists,
             # and a retry with the same Idempotency-Key recovers it; failing the Task for good
             # would make its real result (webhook) unable to land on a terminal row.
@@ -322,7 +322,8 @@ class IttybitBackend(BaseBackend):
             )
         if status in RETRY_STATUSES:
             attempts = _attempts(response)
-            return TransientBackendError(f"{message} (after {attempts} attempts)", **details)
+            plural = "s" if attempts != 1 else ""
+            return TransientBackendError(f"{message} (after {attempts} attempt{plural})", **details)
         if 300 <= status < 400:
             location = response.headers.get("Location", "?")
             return PermanentBackendError(
