@@ -22,6 +22,14 @@ def submit_task(task_pk: int) -> str:
     return run_submit(task_pk)
 
 
+@task()
+def run_local_job(job_pk: int) -> str:
+    """Run one local-engine job (see ``backends.local_run``)."""
+    from .backends.local_run import run
+
+    return run(job_pk)
+
+
 def enqueue(
     job: JobDefinition[Any, Any],
     *args: Any,

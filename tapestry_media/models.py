@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.db import connections, models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
@@ -99,6 +99,16 @@ class Submission(models.Model):
         return self.tasks.filter(generation=self.file_generation)
 
 
+def metadata_q(pairs: dict[str, str], vendor: str) -> Q:
+    """All ``pairs`` present in ``Task.metadata``, exactly. On PostgreSQL this is
+    ``metadata @> '{...}'``, which the GIN index of migration 0002 serves (``metadata -> 'key'
+    = '"value"'`` would scan the table); SQLite has no ``contains`` on JSON, so there it is one
+    ``json_extract`` comparison per key."""
+    if vendor == "postgresql":
+        return Q(metadata__contains=pairs)
+    return Q(**{f"metadata__{key}": value for key, value in pairs.items()})
+
+
 class TaskQuerySet(models.QuerySet["Task"]):
     def active(self) -> TaskQuerySet:
         return self.exclude(status__in=TERMINAL)
@@ -108,7 +118,7 @@ class TaskQuerySet(models.QuerySet["Task"]):
         from .metadata import validate_metadata
 
         validate_metadata(pairs)
-        return self.filter(**{f"metadata__{key}": value for key, value in pairs.items()})
+        return self.filter(metadata_q(pairs, connections[self.db].vendor))
 
     def for_user(self, user: Any) -> TaskQuerySet:
         if getattr(user, "is_staff", False):
@@ -252,3 +262,43 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.topic or 'event'} {self.remote_task_id}"
+
+
+class LocalJob(models.Model):
+    """The local engine's own record of a task, as a remote service would keep it: its state
+    survives a lost delivery (``get`` reads it) and a killed worker (an expired lease lets the
+    job run again)."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        PROCESSING = "processing", _("Processing")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+
+    remote_id = models.CharField(_("remote id"), max_length=64, unique=True)
+    idempotency_key = models.CharField(_("idempotency key"), max_length=64, unique=True)
+    kind = models.CharField(_("kind"), max_length=40)
+    input = models.TextField(_("input"))
+    options = models.JSONField(_("options"), default=dict, blank=True)
+    metadata = models.JSONField(_("metadata"), default=dict, blank=True)
+    webhook_url = models.CharField(_("webhook URL"), max_length=2000, blank=True)
+    state = models.CharField(
+        _("state"), max_length=12, choices=State.choices, default=State.PENDING, db_index=True
+    )
+    progress = models.PositiveSmallIntegerField(_("progress"), null=True, blank=True)
+    output = models.JSONField(_("output"), null=True, blank=True)
+    error = models.JSONField(_("error"), null=True, blank=True)
+    runs = models.PositiveIntegerField(_("runs"), default=0)
+    lease_expires_at = models.DateTimeField(_("lease expires"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("local engine job")
+        verbose_name_plural = _("local engine jobs")
+        ordering = ("-created_at", "-pk")
+
+    def __str__(self) -> str:
+        return self.remote_id
