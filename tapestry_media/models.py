@@ -101,7 +101,7 @@ class Submission(models.Model):
 
 def metadata_q(pairs: dict[str, str], vendor: str) -> Q:
     """All ``pairs`` present in ``Task.metadata``, exactly. On PostgreSQL this is
-    ``metadata @> '{...}'``, which the GIN index of migration 0002 serves (``metadata -> 'key'
+    ``metadata @> '{...}'``, which the GIN index of migration 0003 serves (``metadata -> 'key'
     = '"value"'`` would scan the table); SQLite has no ``contains`` on JSON, so there it is one
     ``json_extract`` comparison per key."""
     if vendor == "postgresql":
