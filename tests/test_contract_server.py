@@ -21,6 +21,7 @@ from tapestry_media.testing.contract_server import (
     ContractServer,
     Delivery,
     Fault,
+    client_deliverer,
 )
 
 BODY = {
@@ -367,3 +368,17 @@ def test_unreachable_webhook_url_is_recorded_not_raised() -> None:
         [delivery] = server.send_webhook(server.add_task())
     assert delivery.state == "failed"
     assert "Connection" in delivery.error
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("scheme", ["ittybit", "standard"])
+def test_client_deliverer_reaches_the_webhook_view(client: Any, scheme: Any) -> None:
+    # tests.settings trusts "tests-plain-secret" and "whsec_dGVzdHMtb25seS1zZWNyZXQ="
+    secret = "tests-plain-secret" if scheme == "ittybit" else "whsec_dGVzdHMtb25seS1zZWNyZXQ="
+    deliver = client_deliverer(client, "/tapestry/webhooks/ittybit/")
+    with ContractServer(deliver=deliver, webhook_scheme=scheme, webhook_secret=secret) as server:
+        [accepted] = server.send_webhook(server.add_task(metadata={"user_id": "usr_1"}))
+        server.webhook_secret = DEFAULT_WEBHOOK_SECRET  # not trusted by the site
+        [refused] = server.send_webhook(server.add_task())
+    assert 200 <= (accepted.status_code or 0) < 300
+    assert refused.status_code == 401

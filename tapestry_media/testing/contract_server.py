@@ -89,6 +89,19 @@ def http_date(when: float) -> str:
     return formatdate(when, usegmt=True)
 
 
+def client_deliverer(client: Any, path: str) -> Deliverer:
+    """A ``deliver`` callable that posts through a Django test ``Client`` to ``path`` (e.g.
+    ``reverse("tapestry_media:webhook")``): webhooks without a live server. Deliveries made
+    *during* a create run in the server's thread, outside the test's transaction."""
+
+    def deliver(url: str, body: bytes, headers: dict[str, str]) -> int:
+        extra = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+        response = client.post(path, data=body, content_type="application/json", headers=extra)
+        return int(response.status_code)
+
+    return deliver
+
+
 # --- faults -----------------------------------------------------------------------------------
 
 
@@ -399,6 +412,9 @@ class ContractServer:
             "metadata": dict(metadata or {}),
             "webhook_url": webhook_url,
         }
+        unknown = set(fields) - set(_Task.__dataclass_fields__)
+        if unknown:
+            raise TypeError(f"add_task() got unknown task fields {sorted(unknown)}")
         task = self._new_task(payload, key=None, object_name="task")
         with self._lock:
             if status is not None:
