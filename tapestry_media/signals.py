@@ -15,12 +15,14 @@
     "local", "poll" or "submit".
 
 ``task_succeeded(sender=Task, task)`` / ``task_failed(sender=Task, task, error)``
-    The task reached that terminal state (sent once, after ``task_updated``). ``error`` is a dict
-    ``{"kind", "message"}``.
+    The task reached that terminal state (sent once, after ``task_updated``). ``task_failed``
+    is also sent for a cancelled task (``task.status`` tells which). ``error`` is a dict
+    ``{"kind", "message"}`` (for a cancel without a reason, ``kind`` is the raw status).
 
 ``submission_processed(sender=Submission, submission, status)``
-    Every current task of the submission is terminal; ``status`` is the aggregate
-    ("ready", "partial" or "failed").
+    The submission reached a final aggregate ``status``: "ready" or "partial" once every current
+    task is terminal, "failed" as soon as its primary step fails or is cancelled (other steps
+    may still be running then).
 """
 
 from __future__ import annotations

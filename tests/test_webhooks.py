@@ -74,13 +74,18 @@ class SignalLog:
     def clear(self) -> None:
         self.sent.clear()
 
+    def __enter__(self) -> SignalLog:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.disconnect()
+
 
 @pytest.fixture
 def signal_log() -> Iterator[SignalLog]:
-    log = SignalLog()
-    log.connect()
-    yield log
-    log.disconnect()
+    with SignalLog() as log:
+        yield log
 
 
 def submitted_upload(**fields: Any) -> Submission:
