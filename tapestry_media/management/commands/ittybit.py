@@ -1,0 +1,173 @@
+"""``manage.py ittybit``: the seed's CLI (``ittybit video -i … --width 1280 --format mp4``).
+
+    manage.py ittybit video|image|audio -i <url|path> [--width …] [--metadata k=v …]
+                      [--local|--cloud] [--wait|--async] [--timeout S] [--json]
+    manage.py ittybit task <kind> -i <url|path> --options '<json>' [same flags]
+    manage.py ittybit tasks [ID] [--status S] [--kind K] [--metadata k=v …] [--limit N] [--json]
+
+Argument parsing and output only; the work is in :mod:`tapestry_media.cli`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from ... import cli
+from ...status import Status
+
+
+class Command(BaseCommand):
+    help = (
+        "Run a media task like Ittybit's CLI (video, image, audio, or any kind with 'task'), "
+        "locally with FFmpeg or on the Ittybit API; or list the tasks stored here ('tasks')."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        commands = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
+        for kind in cli.MEDIA_KINDS:
+            article = "an" if kind[0] in "aeiou" else "a"
+            sub = commands.add_parser(
+                kind,
+                help=f"Create {article} {kind} task.",
+                description=f"Create {article} {kind} task. Only the option flags given are sent.",
+            )
+            _input_argument(sub)
+            for flag in cli.flags_for(kind):
+                sub.add_argument(
+                    f"--{flag.name}", type=flag.type, choices=flag.choices, help=flag.help
+                )
+            self._task_arguments(sub)
+
+        task = commands.add_parser(
+            "task",
+            help="Create a task of any kind (speech, subtitles, …) with options as JSON.",
+            description="Create a task of any kind; the options pass through unchanged.",
+        )
+        task.add_argument("kind", type=cli.task_kind, help="the task kind, e.g. subtitles")
+        _input_argument(task)
+        task.add_argument(
+            "--options",
+            type=cli.json_object,
+            default={},
+            metavar="JSON",
+            help='the options as a JSON object, e.g. \'{"language": "en"}\'',
+        )
+        self._task_arguments(task)
+
+        listing = commands.add_parser(
+            "tasks",
+            help="List the tasks stored here, or show one.",
+            description="List tasks, newest first, or show one by remote id, uuid or pk.",
+        )
+        listing.add_argument("id", nargs="?", metavar="ID", help="remote id, uuid or pk")
+        listing.add_argument("--status", choices=Status.values)
+        listing.add_argument("--kind")
+        listing.add_argument(
+            "--metadata", action="append", default=[], metavar="KEY=VALUE", help="exact match"
+        )
+        listing.add_argument("--limit", type=cli.positive_int, default=20, metavar="N")
+        listing.add_argument("--json", action="store_true", help="print task objects as JSON")
+        for sub in commands.choices.values():
+            _accept_django_flags(sub)
+
+    def _task_arguments(self, sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--metadata",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="attach metadata (repeat the flag for more keys)",
+        )
+        where = sub.add_mutually_exclusive_group()
+        where.add_argument(
+            "--local", action="store_true", help="run with FFmpeg on this machine (no API key)"
+        )
+        where.add_argument("--cloud", action="store_true", help="run on the Ittybit API")
+        when = sub.add_mutually_exclusive_group()
+        when.add_argument(
+            "--wait",
+            action="store_true",
+            help="run the task to the end here, no worker needed; exit 1 if it fails",
+        )
+        when.add_argument(
+            "--async",
+            dest="async_",
+            action="store_true",
+            help="submit and return at once (the default)",
+        )
+        sub.add_argument(
+            "--timeout",
+            type=cli.timeout,
+            default=cli.DEFAULT_TIMEOUT,
+            metavar="SECONDS",
+            help=f"how long --wait waits (default {cli.DEFAULT_TIMEOUT:g})",
+        )
+        sub.add_argument("--json", action="store_true", help="print the task object as JSON")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["subcommand"] == "tasks":
+            self.list_tasks(options)
+        else:
+            self.run_task(options)
+
+    def run_task(self, options: dict[str, Any]) -> None:
+        kind = options["kind"] if options["subcommand"] == "task" else options["subcommand"]
+        flags = options["options"] if options["subcommand"] == "task" else options
+        plan = cli.plan(
+            kind=kind,
+            input=options["input"],
+            options=flags if options["subcommand"] == "task" else cli.options_from(flags, kind),
+            metadata=options["metadata"],
+            local=options["local"],
+            cloud=options["cloud"],
+        )
+        task = cli.submit_now(cli.create(plan))
+        if options["wait"]:
+            line = cli.ProgressLine(self.stderr)
+            try:
+                task = cli.wait(task, timeout=options["timeout"], progress=line)
+            finally:
+                line.close()
+        self.show(task, as_json=options["json"])
+        hint = None if options["wait"] else cli.hint(task)
+        if hint and options["verbosity"] > 0:
+            self.stderr.write(hint, style_func=str)
+        problem = cli.problem(task, waited=options["wait"], timeout=options["timeout"])
+        if problem:
+            raise CommandError(problem)
+
+    def list_tasks(self, options: dict[str, Any]) -> None:
+        rows = cli.select(
+            status=options["status"], kind=options["kind"], metadata=options["metadata"]
+        )
+        if options["id"]:
+            self.show(cli.find(options["id"], rows), as_json=options["json"])
+            return
+        tasks = list(rows[: options["limit"]])
+        if options["json"]:
+            self.stdout.write(cli.dumps([cli.as_json(task) for task in tasks]))
+        else:
+            self.stdout.write(cli.table(tasks))
+
+    def show(self, task: Any, *, as_json: bool) -> None:
+        self.stdout.write(cli.dumps(cli.as_json(task)) if as_json else cli.summary(task))
+
+
+def _input_argument(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "-i", "--input", required=True, metavar="URL|PATH", help="a URL or a local file"
+    )
+
+
+def _accept_django_flags(sub: argparse.ArgumentParser) -> None:
+    """Django's own flags after the subcommand too (``ittybit video … --settings x``); the
+    values land where the top-level parser puts them."""
+    hidden: dict[str, Any] = {"default": argparse.SUPPRESS, "help": argparse.SUPPRESS}
+    sub.add_argument("-v", "--verbosity", type=int, choices=[0, 1, 2, 3], **hidden)
+    sub.add_argument("--settings", **hidden)
+    sub.add_argument("--pythonpath", **hidden)
+    for name in ("--traceback", "--no-color", "--force-color", "--skip-checks"):
+        sub.add_argument(name, action="store_true", **hidden)
