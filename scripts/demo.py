@@ -33,10 +33,10 @@ def main() -> int:
     env.setdefault("TAPESTRY_MEDIA_BACKEND", "local")
     manage = [sys.executable, str(EXAMPLE / "manage.py")]
     subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], check=True, env=env)
-    subprocess.run([*manage, "shell", "-c", CREATE_USER], check=True, env=env)
+    shell(manage, env, CREATE_USER)
 
     children = [
-        subprocess.Popen([*manage, "db_worker", "--interval", "0.5"], env=env),
+        subprocess.Popen([*manage, "db_worker", "--interval", "0.5", "--no-reload"], env=env),
         subprocess.Popen([*manage, "runserver", f"127.0.0.1:{args.port}", "--noreload"], env=env),
     ]
 
@@ -73,25 +73,12 @@ def upload_sample(manage: list[str], env: dict[str, str], site: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "sample.mp4"
         make_clip(clip)
-        result = subprocess.run(
-            [*manage, "shell", "-c", UPLOAD.format(path=str(clip), user=DEMO_USER)],
-            check=True,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-    public_id = result.stdout.strip().splitlines()[-1]
+        public_id = shell(manage, env, UPLOAD.format(path=str(clip), user=DEMO_USER))
     print(f"  Sample upload {public_id}: processing on the local engine…")
     deadline = time.monotonic() + 300
     status = "pending"
     while time.monotonic() < deadline:
-        status = subprocess.run(
-            [*manage, "shell", "-c", STATUS.format(public_id=public_id)],
-            check=True,
-            env=env,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
+        status = shell(manage, env, STATUS.format(public_id=public_id))
         if status in ("ready", "partial", "failed"):
             break
         time.sleep(1)
@@ -99,6 +86,19 @@ def upload_sample(manage: list[str], env: dict[str, str], site: str) -> None:
     print(f"  In admin: {site}/admin/tapestry_media/submission/?q={public_id}\n")
     if status != "ready":
         raise SystemExit(f"the sample upload ended {status!r}; see the worker's log above")
+
+
+def shell(manage: list[str], env: dict[str, str], code: str) -> str:
+    """Run ``code`` in ``manage.py shell``; the last line it printed."""
+    result = subprocess.run(
+        [*manage, "shell", "-v", "0", "-c", code],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    lines = result.stdout.strip().splitlines()
+    return lines[-1] if lines else ""
 
 
 def make_clip(path: Path) -> None:

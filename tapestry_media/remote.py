@@ -8,6 +8,8 @@ and never crashes on a field it does not know.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +20,7 @@ from django.utils.dateparse import parse_datetime
 from .status import Status, normalize
 
 _MS_THRESHOLD = 10**12
+_NUMBER = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 
 
 class PayloadError(ValueError):
@@ -56,6 +59,8 @@ def parse_timestamp(value: object) -> datetime | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            return None
         seconds = value / 1000 if value > _MS_THRESHOLD else value
         try:
             return datetime.fromtimestamp(seconds, tz=UTC)
@@ -63,7 +68,7 @@ def parse_timestamp(value: object) -> datetime | None:
             return None
     if isinstance(value, str):
         text = value.strip()
-        if text.replace(".", "", 1).isdigit():
+        if _NUMBER.match(text):
             return parse_timestamp(float(text))
         try:
             parsed = parse_datetime(text)
@@ -160,7 +165,7 @@ def _first(body: Mapping[str, Any], *keys: str) -> Any:
 
 
 def _parse_progress(value: object) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
     return max(0, min(100, int(value)))
 
@@ -177,7 +182,7 @@ def _parse_output(body: Mapping[str, Any]) -> tuple[Any, str]:
         return {"url": output}, output
     if isinstance(output, Mapping):
         return dict(output), _url_of(output)
-    outputs = body.get("outputs")
+    outputs = output if isinstance(output, list) else body.get("outputs")
     if isinstance(outputs, list) and outputs:
         files = [dict(o) if isinstance(o, Mapping) else {"url": str(o)} for o in outputs]
         return files, _url_of(files[0])

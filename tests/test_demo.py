@@ -1,0 +1,42 @@
+"""The README's first command really processes a sample upload on the local engine."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.once
+def test_demo_processes_a_sample_upload_and_stops(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+        "MEDIA_ROOT": str(tmp_path / "media"),
+    }
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "demo.py"), "--exit-when-ready",
+         "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "is ready" in result.stdout
+    outputs = list((tmp_path / "media" / "tapestry_media" / "outputs").rglob("*"))
+    suffixes = sorted(p.suffix for p in outputs if p.is_file())
+    assert suffixes == [".jpg", ".mp4"]
