@@ -95,6 +95,18 @@ class Submission(models.Model):
     def __str__(self) -> str:
         return self.title or self.public_id
 
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from .uploads import validate_upload
+
+        upload = getattr(self.file, "file", None)
+        if self.file and upload is not None and not getattr(self.file, "_committed", True):
+            try:
+                validate_upload(self.file)
+            except ValidationError as exc:
+                raise ValidationError({"file": exc.messages}) from exc
+
     def current_tasks(self) -> models.QuerySet[Task]:
         return self.tasks.filter(generation=self.file_generation)
 
