@@ -321,13 +321,19 @@ def create(plan: Plan) -> Task:
             if task.backend != plan.backend:
                 task.backend = plan.backend
                 task.save(update_fields=["backend", "updated_at"])
-    except BaseException as exc:
-        if plan.source.path:
-            default_storage.delete(name)
-        if isinstance(exc, md.MetadataError | SubmitVetoed | ValueError):
-            raise CommandError(str(exc)) from exc
+    except (md.MetadataError, SubmitVetoed, ValueError) as exc:
+        discard(plan.source, name)
+        raise CommandError(str(exc)) from exc
+    except BaseException:
+        discard(plan.source, name)
         raise
     return task
+
+
+def discard(source: Source, stored_name: str) -> None:
+    """Remove the copy of a local input when its task could not be created."""
+    if source.path is not None:
+        default_storage.delete(stored_name)
 
 
 def store(source: Source) -> str:
@@ -467,7 +473,7 @@ def parse_metadata_filter(pairs: Iterable[str]) -> dict[str, str]:
 def find(ident: str, rows: QuerySet[Task]) -> Task:
     """One task by its remote id, uuid or pk."""
     query = Q(remote_id=ident)
-    if ident.isdigit():
+    if ident.isdigit() and len(ident) < 19:  # a bigint
         query |= Q(pk=int(ident))
     with contextlib.suppress(ValueError):
         query |= Q(uuid=uuid.UUID(ident))
@@ -528,7 +534,8 @@ def _pairs(metadata: Mapping[str, Any], *, hide_correlation: bool) -> str:
 
 def summary(task: Task) -> str:
     """A few lines for a person."""
-    progress = f" {task.progress}%" if task.progress is not None else ""
+    running = task.progress is not None and not task.is_terminal
+    progress = f" {task.progress}%" if running else ""
     lines = [f"{label(task)}  {task.kind}  {task.status}{progress}  ({task.backend})"]
     rows = [
         ("uuid", str(task.uuid)),

@@ -155,7 +155,7 @@ def test_a_local_file_goes_to_the_cloud_as_its_public_url(server, tmp_path) -> N
     printed = ittybit_json("video", "-i", str(clip), "--format", "mp4", "--cloud")
 
     name = printed["input"]
-    assert name.startswith("tapestry_media/cli/")
+    assert cli_files() == [name]
     assert name.endswith("/sample.mov")
     assert default_storage.open(name).read() == b"not really a movie"
     sent = server.last_request.json["input"]
@@ -170,8 +170,38 @@ def test_a_cloud_task_from_a_local_file_needs_public_base_url(server, settings, 
     with pytest.raises(CommandError, match=r"TAPESTRY_MEDIA\['PUBLIC_BASE_URL'\]"):
         ittybit("video", "-i", str(clip), "--cloud")
     assert Task.objects.count() == 0
-    assert not default_storage.exists("tapestry_media/cli")
+    assert cli_files() == []
     assert server.requests == []
+
+
+def test_a_vetoed_task_is_an_error_and_its_copied_input_is_removed(tmp_path) -> None:
+    from tapestry_media.signals import SubmitVetoed, task_pre_submit
+
+    def veto(sender, **kwargs):
+        raise SubmitVetoed("uploads are paused")
+
+    clip = tmp_path / "sample.mov"
+    clip.write_bytes(b"x")
+    task_pre_submit.connect(veto)
+    try:
+        with pytest.raises(CommandError, match="vetoed"):
+            ittybit("video", "-i", str(clip))
+    finally:
+        task_pre_submit.disconnect(veto)
+    assert Task.objects.count() == 0
+    assert cli_files() == []
+
+
+def cli_files() -> list[str]:
+    """Files the CLI copied into storage (``tapestry_media/cli/<uuid>/<name>``)."""
+    root = cli.STORAGE_PREFIX
+    if not default_storage.exists(root):
+        return []
+    return [
+        f"{root}/{folder}/{name}"
+        for folder in default_storage.listdir(root)[0]
+        for name in default_storage.listdir(f"{root}/{folder}")[1]
+    ]
 
 
 # --- the local engine, real ffmpeg, no worker, no key --------------------------------------------
@@ -202,7 +232,7 @@ def test_local_wait_runs_the_whole_task_here(settings, tmp_path) -> None:
 # --- listing -------------------------------------------------------------------------------------
 
 
-def test_tasks_filters_by_metadata_exactly(django_capture_on_commit_callbacks) -> None:
+def test_tasks_filters_by_metadata_exactly() -> None:
     summer = tapestry_media.submit(
         input=SEED_URL, kind="video", metadata={"campaign": "summer-launch"}
     )
@@ -225,7 +255,7 @@ def test_tasks_filters_by_metadata_exactly(django_capture_on_commit_callbacks) -
 
 
 def test_tasks_shows_one_by_remote_id(server) -> None:
-    created = ittybit_json(*SEED_ARGS, "--cloud")
+    created = ittybit_json(*SEED_ARGS, "--cloud", "--async")
     shown = ittybit("tasks", created["id"])
     assert shown.startswith(f"{created['id']}  video  pending")
     assert "campaign=summer-launch" in shown
@@ -267,6 +297,8 @@ def test_task_passes_any_kind_and_its_options_through() -> None:
 BAD = [
     (["video", "-i", SEED_URL, "--width", "wide"], "argument --width: must be pixels"),
     (["video", "-i", SEED_URL, "--local", "--cloud"], "not allowed with argument --local"),
+    (["video", "-i", SEED_URL, "--wait", "--async"], "not allowed with argument --wait"),
+    (["video", "-i", SEED_URL, "--wait", "--timeout", "0"], "must be seconds, a number above 0"),
     (["video", "-i", SEED_URL, "--colour", "red"], "unrecognized arguments: --colour"),
     (["audio", "-i", SEED_URL, "--width", "100"], "unrecognized arguments: --width"),
     (["video", "-i", SEED_URL, "--format", "gif"], "invalid choice: 'gif'"),
