@@ -94,7 +94,8 @@ def deliver(
 
 def parse_body(body: bytes) -> RemoteEvent:
     try:
-        payload = json.loads(body)
+        # UTF-8 only (RFC 8259), which is also how the body is stored.
+        payload = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise PayloadError(f"the body is not valid JSON: {exc}") from exc
     return parse_event(payload)
@@ -138,7 +139,7 @@ def record(
                 source=source,
                 remote_task_id=event.task.id[:128],
                 raw_status=event.task.raw_status[:40],
-                body=body.decode("utf-8", "replace"),
+                body=body.decode("utf-8"),
                 headers=kept_headers(headers),
                 signature_scheme=scheme,
             )

@@ -250,7 +250,7 @@ def _configured_secret(scheme: SignatureScheme) -> str:
     if scheme == "standard":
         secrets = tuple(s for s in secrets if s.startswith(STANDARD_SECRET_PREFIX))
     if not secrets:
-        wanted = f"a {STANDARD_SECRET_PREFIX!r} secret" if scheme == "standard" else "a secret"
+        wanted = f"{STANDARD_SECRET_PREFIX!r} secret" if scheme == "standard" else "secret"
         raise ValueError(
             f"{SETTING_NAME}['WEBHOOK_SECRETS'] holds no {wanted} to sign a test webhook with; "
             "pass secret=…"
