@@ -1,6 +1,6 @@
 """URLs of tapestry_media. Mount them with ``path("tapestry/", include("tapestry_media.urls"))``."""
 
-from django.urls import path
+from django.urls import include, path
 
 from .api.webhooks import webhook_view
 
@@ -8,4 +8,5 @@ app_name = "tapestry_media"
 
 urlpatterns = [
     path("webhooks/ittybit/", webhook_view, name="webhook"),
+    path("api/", include("tapestry_media.api.urls")),
 ]

@@ -1,0 +1,14 @@
+"""Cursor pagination: stable under inserts and no ``COUNT(*)`` over a large table."""
+
+from __future__ import annotations
+
+from rest_framework.pagination import CursorPagination
+
+
+class NewestFirst(CursorPagination):
+    """``?limit=`` (1 to 100, default 25) and the opaque ``next``/``previous`` links."""
+
+    ordering = ("-created_at", "-pk")
+    page_size = 25
+    page_size_query_param = "limit"
+    max_page_size = 100

@@ -1,0 +1,143 @@
+"""OpenAPI 3 schema of the API, from DRF's generator with the gaps filled: path parameters
+without ``uritemplate``, explicit operation ids, query filters, separate request and response
+bodies, and the shared error body. ``GET …/api/schema/`` serves it as JSON."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.urls import reverse
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.schemas.openapi import AutoSchema, SchemaGenerator
+
+from .. import __version__
+
+_PATH_VARIABLE = re.compile(r"{(\w+)}")
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "kind": {"type": "string", "example": "invalid"},
+                "message": {"type": "string", "example": "file: '.exe' files are not accepted."},
+                "fields": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+            "required": ["kind", "message"],
+        }
+    },
+    "required": ["error"],
+}
+ERRORS = {
+    "400": "Invalid request: see error.fields",
+    "401": "Not signed in (Basic credentials missing or wrong)",
+    "403": "Not signed in (session), or not allowed",
+    "404": "No such record among yours",
+    "429": "Too many requests; retry after the Retry-After header",
+}
+STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+
+
+class TapestrySchema(AutoSchema):
+    """Reads from the view: ``operation_ids`` (method → id), ``query_parameters`` (list
+    views), ``create_serializer_class`` (POST body). Serializers may declare
+    ``method_field_schemas`` for their ``SerializerMethodField``s."""
+
+    def get_operation_id(self, path: str, method: str) -> str:
+        ids: dict[str, str] = getattr(self.view, "operation_ids", {})
+        return ids.get(method.upper()) or super().get_operation_id(path, method)
+
+    def get_path_parameters(self, path: str, method: str) -> list[dict[str, Any]]:
+        return [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in _PATH_VARIABLE.findall(path)
+        ]
+
+    def get_filter_parameters(self, path: str, method: str) -> list[dict[str, Any]]:
+        if method != "GET":
+            return []
+        params: list[dict[str, Any]] = getattr(self.view, "query_parameters", [])
+        return params
+
+    def get_request_serializer(self, path: str, method: str) -> Any:
+        create = getattr(self.view, "create_serializer_class", None)
+        if method == "POST" and create is not None:
+            return create()
+        return super().get_request_serializer(path, method)
+
+    def get_response_serializer(self, path: str, method: str) -> Any:
+        serializer_class = getattr(self.view, "serializer_class", None)
+        return serializer_class() if serializer_class is not None else None
+
+    def get_components(self, path: str, method: str) -> dict[str, Any]:
+        from .serializers import TaskSummarySerializer
+
+        components: dict[str, Any] = super().get_components(path, method)
+        components.setdefault("TaskSummary", self.map_serializer(TaskSummarySerializer()))
+        components.setdefault("Error", ERROR_SCHEMA)
+        return components
+
+    def get_request_body(self, path: str, method: str) -> dict[str, Any]:
+        body: dict[str, Any] = super().get_request_body(path, method)
+        only = getattr(self.view, "request_media_types_by_method", {}).get(method)
+        if body and only:
+            body["content"] = {ct: s for ct, s in body["content"].items() if ct in only}
+        return body
+
+    def get_responses(self, path: str, method: str) -> dict[str, Any]:
+        responses: dict[str, Any] = super().get_responses(path, method)
+        for answer in responses.values():
+            answer["description"] = answer["description"] or "OK"
+        ref = {"$ref": "#/components/schemas/Error"}
+        for code, description in ERRORS.items():
+            if code == "400" and method == "GET" and "{" in path:
+                continue
+            responses[code] = {
+                "description": description,
+                "content": {"application/json": {"schema": ref}},
+            }
+        return responses
+
+    def map_field(self, field: Any) -> dict[str, Any]:
+        declared = getattr(field.parent, "method_field_schemas", {})
+        if isinstance(field, serializers.SerializerMethodField) and field.field_name in declared:
+            schema: dict[str, Any] = declared[field.field_name]
+            return schema
+        from .serializers import MetadataField
+
+        if isinstance(field, MetadataField):
+            return dict(STRING_MAP)
+        if isinstance(field, serializers.JSONField):
+            return {"type": "object"}
+        mapped: dict[str, Any] = super().map_field(field)
+        return mapped
+
+
+def schema_document(request: Request | None = None) -> dict[str, Any]:
+    from . import urls
+
+    prefix = reverse("tapestry_media:submission-list").removesuffix("submissions/")
+    generator = SchemaGenerator(
+        title="Tapestry media API",
+        version=__version__,
+        description=(
+            "Upload media, follow its processing, create tasks like Ittybit's POST /tasks. "
+            "Authenticate with a session (and CSRF token) or HTTP Basic. Errors share one "
+            'body: {"error": {"kind", "message", "fields"}}.'
+        ),
+        patterns=urls.data_urlpatterns,
+        url=prefix,
+    )
+    document: dict[str, Any] = dict(generator.get_schema(request=None, public=True))
+    document["components"]["securitySchemes"] = {
+        "basic": {"type": "http", "scheme": "basic"},
+        "session": {"type": "apiKey", "in": "cookie", "name": "sessionid"},
+    }
+    document["security"] = [{"basic": []}, {"session": []}]
+    return document

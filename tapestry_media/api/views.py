@@ -1,0 +1,300 @@
+"""The submissions and tasks API.
+
+Every view sets its own DRF policy (authentication, permission, throttling, pagination,
+parsers, renderers, negotiation, versioning, exception handler), so nothing in the host's
+``REST_FRAMEWORK`` defaults can open or reshape it. No view calls the task API: creating a
+submission or a task writes rows, and the submit jobs are enqueued after commit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Prefetch, Q, QuerySet
+from rest_framework import generics, status
+from rest_framework.authentication import (
+    BaseAuthentication,
+    BasicAuthentication,
+    SessionAuthentication,
+)
+from rest_framework.exceptions import ValidationError
+from rest_framework.metadata import BaseMetadata, SimpleMetadata
+from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
+from rest_framework.pagination import BasePagination
+from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import BaseRenderer, JSONOpenAPIRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.schemas.inspectors import ViewInspector
+from rest_framework.throttling import BaseThrottle
+from rest_framework.versioning import BaseVersioning
+from rest_framework.views import APIView
+
+from .. import metadata as md
+from .. import pipeline
+from ..models import Submission, SubmissionStatus, Task
+from ..signals import SubmitVetoed
+from ..status import Status
+from .errors import exception_handler
+from .pagination import NewestFirst
+from .permissions import IsOwnerOrStaff
+from .schema import TapestrySchema, schema_document
+from .serializers import (
+    SubmissionCreateSerializer,
+    SubmissionSerializer,
+    TaskCreateSerializer,
+    TaskSerializer,
+)
+from .throttling import TapestryRateThrottle
+
+_METADATA_PARAM = re.compile(r"^metadata\[([^\[\]]*)\]$")
+
+
+class Policy(APIView):
+    """The API's own settings, first in each view's MRO."""
+
+    authentication_classes: Sequence[type[BaseAuthentication]] = (
+        SessionAuthentication,
+        BasicAuthentication,
+    )
+    permission_classes: Sequence[Any] = (IsOwnerOrStaff,)
+    throttle_classes: Sequence[type[BaseThrottle]] = (TapestryRateThrottle,)
+    renderer_classes: Sequence[type[BaseRenderer]] = (JSONRenderer,)
+    parser_classes: Sequence[type[BaseParser]] = (JSONParser, MultiPartParser, FormParser)
+    content_negotiation_class: type[BaseContentNegotiation] = DefaultContentNegotiation
+    metadata_class: str | type[BaseMetadata] | None = SimpleMetadata
+    versioning_class: type[BaseVersioning] | None = None
+    schema: ViewInspector | None = TapestrySchema()
+
+    def get_exception_handler(self) -> Callable[..., Response | None]:
+        return exception_handler
+
+    def get_authenticate_header(self, request: Request) -> str:
+        """401 with a Basic challenge for a client that sent Basic credentials; 403 for the
+        rest, so a browser whose session ended gets no password dialog."""
+        if request.META.get("HTTP_AUTHORIZATION", "").lower().startswith("basic "):
+            return BasicAuthentication().authenticate_header(request) or ""
+        return ""
+
+
+class ListPolicy(Policy, generics.GenericAPIView[Any]):
+    pagination_class: type[BasePagination] | None = NewestFirst
+    filter_backends: Sequence[Any] = ()
+
+    #: read by the schema: operation ids and list filters
+    operation_ids: dict[str, str] = {}
+    query_parameters: list[dict[str, Any]] = []
+    create_serializer_class: type[Any] | None = None
+
+    def get_serializer_class(self) -> type[Any]:
+        """``serializer_class`` answers; ``create_serializer_class`` reads a POST body."""
+        request = getattr(self, "request", None)
+        if request is not None and request.method == "POST" and self.create_serializer_class:
+            return self.create_serializer_class
+        return super().get_serializer_class()
+
+
+# --- submissions ------------------------------------------------------------------------------
+
+
+def submissions_for(user: Any) -> QuerySet[Submission]:
+    current = Task.objects.filter(generation=F("submission__file_generation")).order_by(
+        "-is_primary", "pk"
+    )
+    return Submission.objects.for_user(user).prefetch_related(
+        Prefetch("tasks", queryset=current, to_attr="current")
+    )
+
+
+class SubmissionList(ListPolicy, generics.ListCreateAPIView[Submission]):
+    """``GET``: your submissions, newest first (``?status=``, ``?campaign=``).
+    ``POST`` (multipart): ``file``, ``title``, ``campaign``, ``source``, ``metadata``."""
+
+    serializer_class = SubmissionSerializer
+    create_serializer_class = SubmissionCreateSerializer
+    operation_ids = {"GET": "listSubmissions", "POST": "createSubmission"}
+    request_media_types_by_method = {"POST": ("multipart/form-data",)}
+    query_parameters = [
+        {
+            "name": "status",
+            "in": "query",
+            "schema": {"type": "string"},
+            "description": "Comma-separated: pending, processing, ready, partial, failed.",
+        },
+        {"name": "campaign", "in": "query", "schema": {"type": "string"}},
+    ]
+
+    def get_queryset(self) -> QuerySet[Submission]:
+        rows = submissions_for(self.request.user)
+        params = self.request.query_params
+        if params.get("status"):
+            rows = rows.filter(status__in=choices("status", params["status"], SubmissionStatus))
+        if params.get("campaign"):
+            rows = rows.filter(campaign=params["campaign"])
+        return rows
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        body = self.get_serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        user: Any = request.user
+        submission = Submission.objects.create(
+            uploader=user,
+            file=data["file"],
+            title=data["title"],
+            campaign=data["campaign"],
+            source=data["source"],
+            metadata=data["metadata"],
+        )
+        created = submissions_for(request.user).get(pk=submission.pk)
+        out = SubmissionSerializer(created, context=self.get_serializer_context())
+        return Response(out.data, status=status.HTTP_201_CREATED)
+
+
+class SubmissionDetail(ListPolicy, generics.RetrieveAPIView[Submission]):
+    """One of your submissions with the tasks of its current file."""
+
+    serializer_class = SubmissionSerializer
+    operation_ids = {"GET": "getSubmission"}
+    lookup_field = "public_id"
+
+    def get_queryset(self) -> QuerySet[Submission]:
+        return submissions_for(self.request.user)
+
+
+# --- tasks ------------------------------------------------------------------------------------
+
+
+class TaskList(ListPolicy, generics.ListCreateAPIView[Task]):
+    """``GET``: your tasks (``?status=``, ``?kind=``, ``?submission=``, ``?metadata[key]=``).
+    ``POST``: ``{"input", "kind", "options", "metadata"}`` like Ittybit's ``POST /tasks``;
+    ``input`` is one of your submissions (id or file name), or anything for staff."""
+
+    serializer_class = TaskSerializer
+    create_serializer_class = TaskCreateSerializer
+    operation_ids = {"GET": "listTasks", "POST": "createTask"}
+    request_media_types_by_method = {"POST": ("application/json",)}
+    query_parameters = [
+        {
+            "name": "status",
+            "in": "query",
+            "schema": {"type": "string"},
+            "description": "Comma-separated task statuses, e.g. failed,cancelled.",
+        },
+        {"name": "kind", "in": "query", "schema": {"type": "string"}},
+        {
+            "name": "submission",
+            "in": "query",
+            "schema": {"type": "string"},
+            "description": "A submission id (sub_…).",
+        },
+        {
+            "name": "metadata",
+            "in": "query",
+            "style": "deepObject",
+            "explode": True,
+            "schema": {"type": "object", "additionalProperties": {"type": "string"}},
+            "description": "Exact metadata matches: metadata[campaign]=summer-launch.",
+        },
+    ]
+
+    def get_queryset(self) -> QuerySet[Task]:
+        rows = Task.objects.for_user(self.request.user).select_related("submission")
+        params = self.request.query_params
+        if params.get("status"):
+            rows = rows.filter(status__in=choices("status", params["status"], Status))
+        if params.get("kind"):
+            rows = rows.filter(kind=params["kind"])
+        if params.get("submission"):
+            rows = rows.filter(submission__public_id=params["submission"])
+        pairs = metadata_params(self.request)
+        return rows.with_metadata(**pairs) if pairs else rows
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        body = self.get_serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        submission = own_submission(request.user, data["input"])
+        if submission is None and not request.user.is_staff:
+            raise ValidationError(
+                {"input": "must be one of your submissions: its id (sub_…) or its file name."}
+            )
+        metadata = dict(data["metadata"])
+        if submission is None:
+            # No submission to take them from: the request user owns the task.
+            metadata["user_id"] = md.user_public_id(request.user.pk)
+        try:
+            with transaction.atomic():
+                task = pipeline.submit(
+                    input=submission.file.name or "" if submission is not None else data["input"],
+                    kind=data["kind"],
+                    options=data["options"],
+                    metadata=metadata,
+                    submission=submission,
+                    name=data["step"] or None,
+                    created_by=request.user,
+                )
+        except SubmitVetoed as exc:
+            raise ValidationError(str(exc), code="vetoed") from exc
+        except ValueError as exc:  # a step of that name exists for this file already
+            raise ValidationError({"step": str(exc)}) from exc
+        task = Task.objects.select_related("submission").get(pk=task.pk)
+        out = TaskSerializer(task, context=self.get_serializer_context())
+        return Response(out.data, status=status.HTTP_201_CREATED)
+
+
+class TaskDetail(ListPolicy, generics.RetrieveAPIView[Task]):
+    """One of your tasks, with its options, metadata, output, error and attempt history."""
+
+    serializer_class = TaskSerializer
+    operation_ids = {"GET": "getTask"}
+    lookup_field = "uuid"
+
+    def get_queryset(self) -> QuerySet[Task]:
+        return Task.objects.for_user(self.request.user).select_related("submission")
+
+
+class SchemaView(Policy):
+    """The OpenAPI document. Public: it describes the API and holds no data."""
+
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+    renderer_classes = (JSONOpenAPIRenderer,)
+    schema = None
+
+    def get(self, request: Request) -> Response:
+        return Response(schema_document(request))
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def own_submission(user: Any, value: str) -> Submission | None:
+    """The submission ``value`` names (public id or stored file name) that ``user`` may use."""
+    return Submission.objects.for_user(user).filter(Q(public_id=value) | Q(file=value)).first()
+
+
+def choices(name: str, raw: str, enum: Any) -> list[str]:
+    values = [v.strip() for v in raw.split(",") if v.strip()]
+    unknown = [v for v in values if v not in enum.values]
+    if unknown:
+        raise ValidationError(
+            {name: f"unknown value {unknown[0]!r}; use one of: {', '.join(enum.values)}."}
+        )
+    return values
+
+
+def metadata_params(request: Request) -> dict[str, str]:
+    pairs = {}
+    for key, value in request.query_params.items():
+        match = _METADATA_PARAM.match(key)
+        if match:
+            pairs[match[1]] = value
+    try:
+        return md.validate_metadata(pairs)
+    except md.MetadataError as exc:
+        raise ValidationError({"metadata": str(exc)}) from exc

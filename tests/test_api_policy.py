@@ -1,0 +1,159 @@
+"""The API keeps its own policy whatever the host's REST_FRAMEWORK says; one error body; schema."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.core.cache import cache
+from django.urls import reverse
+from rest_framework.request import Request
+from rest_framework.test import APIClient, APIRequestFactory
+
+from tapestry_media.api.throttling import TapestryRateThrottle
+from tapestry_media.models import Submission, Task
+
+from .conftest import video_upload
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_network")]
+
+SUBMISSIONS = reverse("tapestry_media:submission-list")
+TASKS = reverse("tapestry_media:task-list")
+SCHEMA = reverse("tapestry_media:api-schema")
+
+
+def hostile_handler(exc, context):  # pragma: no cover - must never be called
+    raise AssertionError("the host's EXCEPTION_HANDLER was used")
+
+
+HOSTILE = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_THROTTLE_CLASSES": [],
+    "DEFAULT_THROTTLE_RATES": {},
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100000,
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.BrowsableAPIRenderer"],
+    "DEFAULT_PARSER_CLASSES": [],
+    "DEFAULT_FILTER_BACKENDS": [],
+    "DEFAULT_VERSIONING_CLASS": "rest_framework.versioning.QueryParameterVersioning",
+    "EXCEPTION_HANDLER": "tests.test_api_policy.hostile_handler",
+    "DATETIME_FORMAT": "%d/%m/%Y",
+}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttles() -> Iterator[None]:
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def hostile(settings) -> None:
+    settings.REST_FRAMEWORK = HOSTILE
+
+
+def test_hostile_defaults_do_not_open_the_api(hostile, user) -> None:
+    anonymous = APIClient()
+    response = anonymous.get(SUBMISSIONS)
+    assert response.status_code == 403
+    assert response.json()["error"]["kind"] == "not_authenticated"
+    response = anonymous.post(SUBMISSIONS, {"file": video_upload()}, format="multipart")
+    assert response.status_code == 403
+    assert anonymous.post(TASKS, {"input": "x", "kind": "video"}, format="json").status_code == 403
+    assert Submission.objects.count() == Task.objects.count() == 0
+
+
+def test_hostile_defaults_do_not_change_paging_parsing_or_rendering(hostile, user) -> None:
+    client = APIClient()
+    client.force_authenticate(user)
+    response = client.post(SUBMISSIONS, {"file": video_upload()}, format="multipart")
+    assert response.status_code == 201  # our parsers, not the host's (none)
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["created_at"][:4].isdigit()  # ISO 8601, not %d/%m/%Y
+    for _ in range(26):
+        Submission.objects.create(uploader=user, file=video_upload())
+    page = client.get(SUBMISSIONS).json()
+    assert len(page["results"]) == 25
+    assert "cursor=" in page["next"]
+    assert "count" not in page  # not the host's LimitOffsetPagination
+
+
+def test_missing_scope_rates_get_defaults(hostile) -> None:
+    throttle = TapestryRateThrottle()
+    factory = APIRequestFactory()
+    assert throttle.allow_request(Request(factory.get("/")), None)  # no ImproperlyConfigured
+    assert throttle.rate == "600/minute"
+    assert throttle.allow_request(Request(factory.post("/")), None)
+    assert throttle.rate == "60/minute"
+
+
+def test_reads_and_writes_are_throttled_by_their_own_scopes(settings, user) -> None:
+    settings.REST_FRAMEWORK = {
+        "DEFAULT_THROTTLE_RATES": {"tapestry_media": "3/minute", "tapestry_media_write": "1/minute"}
+    }
+    client = APIClient()
+    client.force_authenticate(user)
+    assert [client.get(SUBMISSIONS).status_code for _ in range(3)] == [200, 200, 200]
+    response = client.get(SUBMISSIONS)
+    assert response.status_code == 429
+    assert response.json()["error"]["kind"] == "throttled"
+    assert int(response["Retry-After"]) > 0
+    first = client.post(SUBMISSIONS, {"file": video_upload()}, format="multipart")
+    second = client.post(SUBMISSIONS, {"file": video_upload()}, format="multipart")
+    assert (first.status_code, second.status_code) == (201, 429)
+    assert Submission.objects.count() == 1
+
+
+def test_one_error_body_for_every_failure(user) -> None:
+    client = APIClient()
+    client.force_authenticate(user)
+    response = client.delete(SUBMISSIONS)
+    assert response.status_code == 405
+    assert response.json() == {
+        "error": {"kind": "method_not_allowed", "message": 'Method "DELETE" not allowed.'}
+    }
+    response = client.post(TASKS, "input=x", content_type="text/plain")
+    assert response.status_code == 415
+    assert response.json()["error"]["kind"] == "unsupported_media_type"
+    response = client.post(TASKS, "{broken", content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]["kind"] == "parse_error"
+    response = client.get(reverse("tapestry_media:submission-detail", args=["sub_nope"]))
+    assert response.json() == {"error": {"kind": "not_found", "message": "Not found."}}
+
+
+def test_openapi_schema(client) -> None:
+    response = client.get(SCHEMA)
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/vnd.oai.openapi+json")
+    schema = response.json()
+    assert schema["openapi"].startswith("3.")
+    paths = schema["paths"]
+    assert set(paths) == {
+        "/tapestry/api/submissions/",
+        "/tapestry/api/submissions/{public_id}/",
+        "/tapestry/api/tasks/",
+        "/tapestry/api/tasks/{uuid}/",
+    }
+    ops = {op["operationId"] for methods in paths.values() for op in methods.values()}
+    assert ops == {
+        "listSubmissions",
+        "createSubmission",
+        "getSubmission",
+        "listTasks",
+        "createTask",
+        "getTask",
+    }
+    create = paths["/tapestry/api/submissions/"]["post"]["requestBody"]["content"]
+    assert list(create) == ["multipart/form-data"]
+    body = schema["components"]["schemas"]["SubmissionCreate"]["properties"]
+    assert body["file"]["format"] == "binary"
+    assert body["metadata"]["additionalProperties"] == {"type": "string"}
+    task_create = schema["components"]["schemas"]["TaskCreate"]
+    assert set(task_create["required"]) == {"input", "kind"}
+    params = {p["name"] for p in paths["/tapestry/api/tasks/"]["get"]["parameters"]}
+    assert {"status", "kind", "metadata", "submission", "cursor", "limit"} <= params
+    assert "Error" in schema["components"]["schemas"]
+    assert paths["/tapestry/api/tasks/{uuid}/"]["get"]["responses"]["404"]
