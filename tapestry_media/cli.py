@@ -611,7 +611,9 @@ def hint(task: Task) -> str | None:
     """What happens next to a task the command did not wait for."""
     if task.is_terminal:
         return None
-    if task.backend == "local":
+    if task.status in (Status.CREATED, Status.SUBMITTING):
+        then = "the task is not submitted yet; a task worker retries the submit"
+    elif task.backend == "local":
         then = "a task worker runs the local engine's job"
     else:
         then = "its result arrives by webhook or resync"

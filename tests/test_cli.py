@@ -138,6 +138,18 @@ def test_a_refused_create_exits_non_zero_with_the_apis_reason(server) -> None:
         ittybit(*SEED_ARGS, "--cloud")
 
 
+def test_a_transient_create_error_leaves_the_task_to_be_retried(server) -> None:
+    server.inject(Fault.unavailable())
+    out, err = io.StringIO(), io.StringIO()
+    call_command("ittybit", *SEED_ARGS, "--cloud", "--json", stdout=out, stderr=err)
+
+    printed = json.loads(out.getvalue())
+    assert printed["status"] == "created"
+    assert printed["error"]["status_code"] == "503"
+    assert "not submitted yet; a task worker retries the submit" in err.getvalue()
+    assert server.tasks_created == 0
+
+
 def test_wait_backs_off_then_gives_up_saying_the_task_carries_on(server, fake_time) -> None:
     with pytest.raises(CommandError, match=r"gave up waiting after 30 s: .* still pending"):
         ittybit(*SEED_ARGS, "--cloud", "--wait", "--timeout", "30")
