@@ -22,7 +22,7 @@ from .conf import get_settings
 from .inputs import resolve_input
 from .models import Task
 from .remote import RemoteTask
-from .signals import send_after_commit, task_failed, task_submitted, task_updated
+from .signals import send_after_commit, task_submitted
 from .status import Status
 
 logger = logging.getLogger("tapestry_media.dispatch")
@@ -87,13 +87,11 @@ def record_reply(task_pk: int, remote: RemoteTask) -> None:
             fields.append("remote_id")
         fields += reconcile.merge(task, remote)
         task.save(update_fields=sorted(set(fields)))
-        if task.status != previous and task.submission_id is not None:
-            aggregate.refresh(task.submission_id, task.generation)
         send_after_commit(task_submitted, Task, task=task)
         if task.status != previous:
-            send_after_commit(
-                task_updated, Task, task=task, previous_status=previous, source="submit"
-            )
+            reconcile.send_signals(task, previous, "submit")
+            if task.submission_id is not None:
+                aggregate.refresh(task.submission_id, task.generation)
     from .webhooks import apply_unmatched
 
     apply_unmatched(task)
@@ -139,11 +137,8 @@ def fail(task: Task, exc: BackendError) -> str:
         row.error = exc.as_error()
         row.finished_at = timezone.now()
         row.save(update_fields=["status", "error", "finished_at", "updated_at"])
+        reconcile.send_signals(row, Status.SUBMITTING, "submit")
         if row.submission_id is not None:
             aggregate.refresh(row.submission_id, row.generation)
-        send_after_commit(
-            task_updated, Task, task=row, previous_status=Status.SUBMITTING, source="submit"
-        )
-        send_after_commit(task_failed, Task, task=row, error=row.error)
     logger.error("task %s failed to submit: %s", task.pk, exc)
     return "failed"

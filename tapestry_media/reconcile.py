@@ -94,7 +94,7 @@ def _apply_locked(task: Task, remote: RemoteTask, *, source: str) -> Outcome:
         return Outcome(task, False, "stale" if remote.status else "unknown_status")
     task.save(update_fields=[*changed, "updated_at"])
     # Registered first, so the task's signals go out before ``submission_processed``.
-    _send_signals(task, previous, source)
+    send_signals(task, previous, source)
     if "status" in changed and task.submission_id is not None:
         aggregate.refresh(task.submission_id, task.generation)
     return Outcome(task, True, "applied")
@@ -161,7 +161,10 @@ def _warn_on_metadata_drift(task: Task, remote: RemoteTask) -> None:
         )
 
 
-def _send_signals(task: Task, previous: str, source: str) -> None:
+def send_signals(task: Task, previous: str, source: str) -> None:
+    """After commit: ``task_updated``, then ``task_succeeded``/``task_failed`` if the change
+    reached that state. Register these before ``aggregate.refresh`` so a
+    ``submission_processed`` it sends comes last."""
     send_after_commit(task_updated, Task, task=task, previous_status=previous, source=source)
     if task.status != previous and task.status == Status.SUCCEEDED:
         send_after_commit(task_succeeded, Task, task=task)

@@ -262,3 +262,40 @@ def test_upload_save_makes_no_network_call_and_a_fixed_number_of_queries(
     # INSERT the submission, INSERT both tasks in one statement.
     assert statements == ["INSERT", "INSERT"], statements
     assert len(cbs) == 2
+
+
+def test_a_reply_that_is_already_finished_sends_the_terminal_signals(
+    django_capture_on_commit_callbacks,
+) -> None:
+    """An idempotent replay of a task that already finished answers 'succeeded' at once."""
+    from tapestry_media.remote import RemoteTask
+    from tapestry_media.signals import submission_processed, task_succeeded, task_updated
+
+    sent: list[str] = []
+
+    def finished_reply(spec, remote_id) -> None:
+        DummyBackend.tasks[remote_id] = RemoteTask(
+            id=remote_id, status=Status.SUCCEEDED, raw_status="succeeded",
+            metadata=dict(spec.metadata), output={"url": "https://cdn.test/o"},
+            output_url="https://cdn.test/o",
+        )  # fmt: skip
+
+    DummyBackend.on_create = finished_reply
+    receivers = {
+        task_updated: lambda sender, **kw: sent.append("updated"),
+        task_succeeded: lambda sender, **kw: sent.append("succeeded"),
+        submission_processed: lambda sender, **kw: sent.append(f"processed:{kw['status']}"),
+    }
+    for signal, receiver in receivers.items():
+        signal.connect(receiver)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            sub = upload()
+        for _ in range(2):
+            with django_capture_on_commit_callbacks(execute=True):
+                run_jobs()
+    finally:
+        for signal, receiver in receivers.items():
+            signal.disconnect(receiver)
+    assert set(sub.tasks.values_list("status", flat=True)) == {Status.SUCCEEDED}
+    assert sent == ["updated", "succeeded", "updated", "succeeded", "processed:ready"]

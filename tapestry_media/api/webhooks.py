@@ -32,6 +32,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import signatures, webhooks
+from ..backends import local_delivery
 from ..conf import get_settings
 from ..remote import PayloadError
 
@@ -77,7 +78,10 @@ class WebhookView(APIView):
             return error(413, f"the body is larger than {config.WEBHOOK_MAX_BODY_BYTES} bytes.")
         try:
             scheme = signatures.verify(
-                raw.headers, body, config.WEBHOOK_SECRETS, tolerance=config.WEBHOOK_TOLERANCE
+                raw.headers,
+                body,
+                local_delivery.accepted_secrets(body, config),
+                tolerance=config.WEBHOOK_TOLERANCE,
             )
         except signatures.SignatureError as exc:
             log = logger.error if exc.reason in _CONFIGURATION_PROBLEMS else logger.warning
