@@ -53,11 +53,14 @@ def _check_backend(config: conf.Settings) -> list[checks.CheckMessage]:
                 )
             )
         if not config.WEBHOOK_SECRETS:
+            # A warning, not an error: results still arrive by polling (resync), and the
+            # webhook endpoint refuses every delivery while no secret is set.
             errors.append(
-                checks.Error(
-                    "The ittybit backend needs the webhook signing secret to accept results: "
-                    "set TAPESTRY_MEDIA['WEBHOOK_SECRETS'] to a list holding it.",
-                    id="tapestry_media.E004",
+                checks.Warning(
+                    "The ittybit backend needs the webhook signing secret to accept results "
+                    "by webhook: set TAPESTRY_MEDIA['WEBHOOK_SECRETS'] to a list holding it. "
+                    "Until then every webhook is refused and only resync brings results.",
+                    id="tapestry_media.W002",
                 )
             )
         if not (config.PUBLIC_BASE_URL or config.INPUT_URL_FUNCTION):

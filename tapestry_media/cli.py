@@ -316,11 +316,12 @@ def create(plan: Plan) -> Task:
     try:
         with transaction.atomic():
             task = pipeline.submit(
-                input=name, kind=plan.kind, options=plan.options, metadata=plan.metadata
+                input=name,
+                kind=plan.kind,
+                options=plan.options,
+                metadata=plan.metadata,
+                backend=plan.backend,
             )
-            if task.backend != plan.backend:
-                task.backend = plan.backend
-                task.save(update_fields=["backend", "updated_at"])
     except (md.MetadataError, SubmitVetoed, ValueError) as exc:
         discard(plan.source, name)
         raise CommandError(str(exc)) from exc

@@ -103,6 +103,7 @@ def build_task(
     name: str,
     is_primary: bool,
     created_by: Any,
+    backend: str | None = None,
 ) -> Task | None:
     """An unsaved Task with its metadata built, or ``None`` if a receiver vetoed it."""
     task = Task(
@@ -113,7 +114,7 @@ def build_task(
         kind=kind,
         input=input,
         options=options,
-        backend=get_settings().backend_name,
+        backend=backend or get_settings().backend_name,
         created_by=created_by,
     )
     extra: dict[str, str] = {}
@@ -152,8 +153,10 @@ def submit(
     submission: Submission | None = None,
     name: str | None = None,
     created_by: Any = None,
+    backend: str | None = None,
 ) -> Task:
-    """Create one Task and submit it after commit, like ``POST /tasks``.
+    """Create one Task and submit it after commit, like ``POST /tasks``. ``backend``
+    ("ittybit", "local", "dummy" or a dotted path) overrides ``BACKEND`` for this task.
 
     Without a submission, ``user_id``/``submission_id`` and the rest come from ``metadata`` as in
     the seed; only the correlation key is reserved. With one, its server-owned keys win.
@@ -182,6 +185,7 @@ def submit(
         name=name or "",
         is_primary=False,
         created_by=created_by,
+        backend=backend,
     )
     if task is None:
         raise SubmitVetoed("a task_pre_submit receiver vetoed the task")

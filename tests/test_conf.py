@@ -68,7 +68,7 @@ def test_cloud_backend_without_key_or_secret_names_both(settings) -> None:
     settings.TAPESTRY_MEDIA = {"BACKEND": "ittybit", "PUBLIC_BASE_URL": "https://x.test"}
     messages = {m.id: m.msg for m in check_settings()}
     assert "TAPESTRY_MEDIA['API_KEY']" in messages["tapestry_media.E003"]
-    assert "TAPESTRY_MEDIA['WEBHOOK_SECRETS']" in messages["tapestry_media.E004"]
+    assert "TAPESTRY_MEDIA['WEBHOOK_SECRETS']" in messages["tapestry_media.W002"]
     settings.TAPESTRY_MEDIA = {
         "BACKEND": "ittybit",
         "API_KEY": "key",

@@ -129,3 +129,20 @@ def test_pre_submit_receivers_add_metadata_and_can_veto(django_capture_on_commit
     assert video.priority == 10
     assert "user_id" not in video.metadata  # anonymous upload: the server owns the key
     assert enqueued()[0].task.priority == 10
+
+
+@pytest.mark.django_db
+def test_pre_submit_receivers_see_the_backend_chosen_for_the_task() -> None:
+    seen: list[str] = []
+
+    def receiver(sender, task, **kwargs):
+        seen.append(task.backend)
+
+    task_pre_submit.connect(receiver)
+    try:
+        task = tapestry_media.submit(input="https://x.test/a.mov", kind="video", backend="local")
+        default = tapestry_media.submit(input="https://x.test/b.mov", kind="video")
+    finally:
+        task_pre_submit.disconnect(receiver)
+    assert seen == ["local", "dummy"]
+    assert (task.backend, default.backend) == ("local", "dummy")
