@@ -270,6 +270,8 @@ class WebhookEvent(models.Model):
                 condition=Q(task__isnull=True),
                 name="tapestry_event_unmatched_idx",
             ),
+            # prune deletes by age
+            models.Index(fields=("last_received_at",), name="tapestry_event_received_idx"),
         ]
 
     def __str__(self) -> str:
