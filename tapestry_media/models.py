@@ -100,12 +100,13 @@ class Submission(models.Model):
 
         from .uploads import validate_upload
 
-        upload = getattr(self.file, "file", None)
-        if self.file and upload is not None and not getattr(self.file, "_committed", True):
-            try:
-                validate_upload(self.file)
-            except ValidationError as exc:
-                raise ValidationError({"file": exc.messages}) from exc
+        # Only a new, not yet stored file is checked (``_committed`` is False until saved).
+        if not self.file or getattr(self.file, "_committed", True):
+            return
+        try:
+            validate_upload(self.file)
+        except ValidationError as exc:
+            raise ValidationError({"file": exc.messages}) from exc
 
     def current_tasks(self) -> models.QuerySet[Task]:
         return self.tasks.filter(generation=self.file_generation)

@@ -73,3 +73,6 @@ TAPESTRY_MEDIA = {
     "WEBHOOK_SECRETS": ["whsec_dGVzdHMtb25seS1zZWNyZXQ=", "tests-plain-secret"],
     "PUBLIC_BASE_URL": "https://tapestry-app.com",
 }
+
+# Users are created in many tests; the production hasher costs ~0.3 s each.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

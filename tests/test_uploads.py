@@ -40,3 +40,10 @@ def test_model_full_clean_reports_on_the_file_field() -> None:
         sub.full_clean()
     assert "file" in raised.value.message_dict
     Submission(file=SimpleUploadedFile("a.mp4", b"x")).full_clean()  # positive control
+
+
+@pytest.mark.django_db
+def test_full_clean_without_a_file_reports_the_required_field_not_a_crash() -> None:
+    with pytest.raises(ValidationError) as raised:
+        Submission(title="no file").full_clean()
+    assert "file" in raised.value.message_dict
