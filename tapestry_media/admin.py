@@ -370,10 +370,9 @@ class SubmissionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 @admin.register(Task)
 class TaskAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = (
-        "__str__",
+        "step",
         "status_badge",
         "kind",
-        "name",
         "remote_id",
         "submission_link",
         "user_id",
@@ -382,6 +381,7 @@ class TaskAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "progress_text",
         "created_at",
     )
+    list_display_links = ("step",)
     list_filter = ("status", KindFilter, BackendFilter, CampaignFilter)
     list_select_related = ("submission",)
     search_fields = ("remote_id",)
@@ -477,6 +477,10 @@ class TaskAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, obj: Task) -> SafeString:
         return badge(obj.status, obj.get_status_display())
+
+    @admin.display(description=_("step"), ordering="name")
+    def step(self, obj: Task) -> str:
+        return obj.name or obj.kind
 
     @admin.display(description=_("submission"), ordering="submission")
     def submission_link(self, obj: Task) -> SafeString | str:

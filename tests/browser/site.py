@@ -1,0 +1,21 @@
+"""Serve the example site (example_project/example) from the tests' settings."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+EXAMPLE_PROJECT = Path(__file__).resolve().parents[2] / "example_project"
+
+
+def use_example_site(settings: Any) -> None:
+    """Install the ``example`` app and its URLs (plus media serving) on ``settings``."""
+    if str(EXAMPLE_PROJECT) not in sys.path:
+        sys.path.insert(0, str(EXAMPLE_PROJECT))
+    if "example" not in settings.INSTALLED_APPS:
+        settings.INSTALLED_APPS = [*settings.INSTALLED_APPS, "example"]
+    settings.ROOT_URLCONF = "tests.browser.urls"
+    settings.LOGIN_URL = "/accounts/login/"
+    settings.LOGIN_REDIRECT_URL = "/"
+    settings.LOGOUT_REDIRECT_URL = "/"
