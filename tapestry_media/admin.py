@@ -72,6 +72,11 @@ def metadata_search(term: str, vendor: str) -> Q | None:
     return query
 
 
+def known_backends() -> list[str]:
+    """Backend names a task can carry: the built-in ones and the configured one."""
+    return sorted({*BUILTIN_BACKENDS, get_settings().backend_name})
+
+
 def _vendor(queryset: QuerySet[Any]) -> str:
     return connections[queryset.db].vendor
 
@@ -167,8 +172,7 @@ class BackendFilter(admin.SimpleListFilter):
     parameter_name = "backend"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        names = {*BUILTIN_BACKENDS, get_settings().backend_name}
-        return [(name, name) for name in sorted(names)]
+        return [(name, name) for name in known_backends()]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
         return queryset.filter(backend=self.value()) if self.value() else queryset
@@ -384,6 +388,9 @@ class TaskAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display_links = ("step",)
     list_filter = ("status", KindFilter, BackendFilter, CampaignFilter)
     list_select_related = ("submission",)
+    # A large table: the primary key index orders it, and one COUNT(*) per page is enough.
+    ordering = ("-pk",)
+    show_full_result_count = False
     search_fields = ("remote_id",)
     search_help_text = _(
         "Remote id, correlation key, or an exact metadata value "
@@ -468,7 +475,9 @@ class TaskAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         key = _as_uuid(term)
         if key is not None:
             return queryset.filter(uuid=key), False
-        query = Q(remote_id=term)
+        # With the backend, the (backend, remote_id) unique index serves this branch, so on
+        # PostgreSQL the whole OR is a BitmapOr of index scans, not a table scan.
+        query = Q(backend__in=known_backends(), remote_id=term)
         meta = metadata_search(term, _vendor(queryset))
         if meta is not None:
             query |= meta
@@ -563,6 +572,28 @@ class EventStateFilter(admin.SimpleListFilter):
         return queryset
 
 
+class TopicFilter(admin.SimpleListFilter):
+    """Known topics (no ``SELECT DISTINCT`` over the event table)."""
+
+    title = _("topic")
+    parameter_name = "topic"
+    TOPICS = (
+        "task.created",
+        "task.updated",
+        "task.pending",
+        "task.processing",
+        "task.succeeded",
+        "task.failed",
+        "task.cancelled",
+    )
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(topic, topic) for topic in self.TOPICS]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
+        return queryset.filter(topic=self.value()) if self.value() else queryset
+
+
 def reprocess(event_pk: int) -> str:
     """Apply a stored event's body again, as a new delivery of it would be. Returns the
     outcome (``applied``, ``unmatched``, ``stale``…) or ``error: …``."""
@@ -597,9 +628,12 @@ class WebhookEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "processed_at",
         "error_short",
     )
-    list_filter = (EventStateFilter, "source", "topic")
+    list_filter = (EventStateFilter, "source", TopicFilter)
     list_select_related = ("task",)
-    search_fields = ("=remote_task_id", "=event_id")
+    ordering = ("-pk",)
+    show_full_result_count = False
+    search_fields = ("remote_task_id",)
+    search_help_text = _("Remote task id or event id, exactly.")
     readonly_fields = (
         "event_id",
         "dedup_key",
@@ -631,6 +665,15 @@ class WebhookEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[WebhookEvent], search_term: str
+    ) -> tuple[QuerySet[WebhookEvent], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        # Both indexed: remote_task_id, and the event id through the unique dedup key.
+        return queryset.filter(Q(remote_task_id=term) | Q(dedup_key=f"event:{term}")), False
 
     def has_reprocess_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("tapestry_media.change_webhookevent")

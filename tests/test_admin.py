@@ -292,6 +292,23 @@ def test_event_state_filter(admin_client, user) -> None:
     assert shown(admin_client.get(EVENTS, {"state": "error"})) == [broken]
 
 
+def test_event_search_and_topic_filter(admin_client) -> None:
+    envelope = WebhookEvent.objects.create(
+        dedup_key="event:evt_1",
+        event_id="evt_1",
+        remote_task_id="task_9",
+        topic="task.failed",
+        body="{}",
+    )
+    bare = WebhookEvent.objects.create(
+        dedup_key="sha256:b", remote_task_id="task_8", topic="task.succeeded", body="{}"
+    )
+    assert shown(admin_client.get(EVENTS, {"q": "evt_1"})) == [envelope]
+    assert shown(admin_client.get(EVENTS, {"q": "task_8"})) == [bare]
+    assert shown(admin_client.get(EVENTS, {"q": "task"})) == []  # exact, not a substring
+    assert shown(admin_client.get(EVENTS, {"topic": "task.failed"})) == [envelope]
+
+
 def test_staff_without_change_permission_cannot_act(client, django_user_model, user) -> None:
     viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
     from django.contrib.auth.models import Permission
