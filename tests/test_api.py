@@ -123,8 +123,8 @@ def test_client_sent_user_id_is_ignored(api, user, other_user) -> None:
 @pytest.mark.parametrize(
     ("name", "data", "field", "needle"),
     [
-        ("virus.exe", {}, "file", "'.exe' files are not accepted"),
-        ("noext", {}, "file", "files without an extension"),
+        ("virus.exe", {}, "file", "Files of type 'exe' are not accepted"),
+        ("noext", {}, "file", "Files of type '(none)' are not accepted"),
         ("clip.mp4", {"metadata": "{not json"}, "metadata", "must be a JSON object"),
         ("clip.mp4", {"metadata": "[1, 2]"}, "metadata", "must be a JSON object"),
         ("clip.mp4", {"metadata": '{"n": 5}'}, "metadata", "must be a string, not int"),
@@ -147,7 +147,7 @@ def test_upload_size_limit_comes_from_settings(api, settings) -> None:
     response = post_upload(api)
     assert response.status_code == 400
     assert response.json()["error"]["fields"]["file"] == [
-        "the file is 12 bytes; the limit is 10 bytes."
+        "The file is 12\xa0bytes; the limit is 10\xa0bytes."
     ]
     settings.TAPESTRY_MEDIA = {**settings.TAPESTRY_MEDIA, "MAX_UPLOAD_BYTES": 12}
     assert post_upload(api).status_code == 201  # positive control at the limit

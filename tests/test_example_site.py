@@ -69,7 +69,7 @@ def test_upload_refuses_a_bad_file_with_the_reason(signed_in) -> None:
         {"file": video_upload("notes.txt"), "title": "x", "source": "web"},
     )
     assert response.status_code == 200
-    assert "&#x27;.txt&#x27; files are not accepted" in response.content.decode()
+    assert "Files of type &#x27;txt&#x27; are not accepted" in response.content.decode()
     assert Submission.objects.count() == 0
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.core.exceptions import ValidationError
 
 from tapestry_media.api.uploads import allowed_extensions, check_upload
 from tapestry_media.models import Submission
@@ -36,8 +35,5 @@ class UploadForm(forms.ModelForm):
     def clean_file(self) -> Any:
         upload = self.cleaned_data.get("file")
         if upload is not None:
-            try:
-                check_upload(upload.name, upload.size, getattr(upload, "content_type", ""))
-            except ValidationError as exc:
-                raise ValidationError(exc.messages[0][:1].upper() + exc.messages[0][1:]) from exc
+            check_upload(upload)
         return upload

@@ -242,7 +242,7 @@ class SubmissionCreateSerializer(serializers.Serializer[Any]):
     metadata = MetadataField(required=False, default=dict)
 
     def validate_file(self, upload: UploadedFile[Any]) -> UploadedFile[Any]:
-        check_upload(upload.name or "", upload.size, upload.content_type or "")
+        check_upload(upload)
         return upload
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
