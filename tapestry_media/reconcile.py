@@ -25,6 +25,10 @@ from .status import TERMINAL, Status, can_apply_remote
 
 logger = logging.getLogger("tapestry_media.reconcile")
 
+# Column sizes: a longer value from the API must not fail the update (PostgreSQL enforces them).
+_RAW_STATUS_LENGTH = Task._meta.get_field("raw_status").max_length or 40
+_OUTPUT_URL_LENGTH = Task._meta.get_field("output_url").max_length or 2000
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -120,7 +124,7 @@ def merge(task: Task, remote: RemoteTask) -> list[str]:
     if moves:
         assert remote.status is not None
         put("status", remote.status)
-        put("raw_status", remote.raw_status)
+        put("raw_status", remote.raw_status[:_RAW_STATUS_LENGTH])
         if remote.status == Status.PROCESSING or (
             remote.status in TERMINAL and not task.started_at
         ):
@@ -131,7 +135,7 @@ def merge(task: Task, remote: RemoteTask) -> list[str]:
         logger.warning(
             "unknown remote status %r for task %s kept as raw text", remote.raw_status, task.pk
         )
-        put("raw_status", remote.raw_status)
+        put("raw_status", remote.raw_status[:_RAW_STATUS_LENGTH])
     grows = remote.progress is not None and (task.progress or -1) < remote.progress
     if grows and (moves or remote.status in (None, Status.PENDING, Status.PROCESSING)):
         put("progress", remote.progress)
@@ -139,7 +143,7 @@ def merge(task: Task, remote: RemoteTask) -> list[str]:
         put("progress", 100)
         if remote.output is not None:
             put("output", remote.output)
-        if remote.output_url:
+        if remote.output_url and len(remote.output_url) <= _OUTPUT_URL_LENGTH:
             put("output_url", remote.output_url)
         put("error", None)
     if moves and remote.status in (Status.FAILED, Status.CANCELLED):

@@ -23,6 +23,10 @@ _MS_THRESHOLD = 10**12
 _NUMBER = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 
 
+#: ``Task.remote_id`` holds this many characters.
+MAX_ID_LENGTH = 128
+
+
 class PayloadError(ValueError):
     """A payload that is not a task object (or an envelope holding one)."""
 
@@ -98,6 +102,8 @@ def parse_task(payload: object) -> RemoteTask:
     task_id = body.get("id")
     if not isinstance(task_id, str) or not task_id:
         raise PayloadError("the task object has no 'id'")
+    if len(task_id) > MAX_ID_LENGTH:
+        raise PayloadError(f"the task id is longer than {MAX_ID_LENGTH} characters")
     raw_status = body.get("status")
     if not isinstance(raw_status, str) or not raw_status:
         raise PayloadError("the task object has no 'status'")
