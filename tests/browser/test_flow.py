@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connections
 
 from tapestry_media.models import Submission, Task
 from tapestry_media.status import Status
@@ -58,6 +59,10 @@ def browser() -> Iterator[Any]:
         instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield instance
         instance.close()
+        # While Playwright runs, this thread has an event loop, so Django keys its connections
+        # by context: the test body got connections of its own. Close them here, in that
+        # context, or PostgreSQL cannot drop the test database.
+        connections.close_all()
 
 
 @pytest.fixture
