@@ -466,6 +466,17 @@ class TaskAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> Any:
+        # Every field is read-only: nothing to save. Change permission still runs the actions.
+        extra = {**(extra_context or {}), "show_save": False, "show_save_and_continue": False}
+        return super().changeform_view(request, object_id, form_url, extra)
+
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Task], search_term: str
     ) -> tuple[QuerySet[Task], bool]:
@@ -514,7 +525,7 @@ class TaskAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def progress_text(self, obj: Task) -> str:
         return _progress(obj)
 
-    @admin.display(description=_("output"))
+    @admin.display(description=_("preview"))
     def output_preview(self, obj: Task) -> SafeString:
         return preview(obj)
 

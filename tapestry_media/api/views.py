@@ -111,8 +111,8 @@ def submissions_for(user: Any) -> QuerySet[Submission]:
 
 
 class SubmissionList(ListPolicy, generics.ListCreateAPIView[Submission]):
-    """``GET``: your submissions, newest first (``?status=``, ``?campaign=``).
-    ``POST`` (multipart): ``file``, ``title``, ``campaign``, ``source``, ``metadata``."""
+    """`GET`: your submissions, newest first (`?status=`, `?campaign=`).
+    `POST` (multipart): `file`, `title`, `campaign`, `source`, `metadata`."""
 
     serializer_class = SubmissionSerializer
     create_serializer_class = SubmissionCreateSerializer
@@ -170,9 +170,9 @@ class SubmissionDetail(ListPolicy, generics.RetrieveAPIView[Submission]):
 
 
 class TaskList(ListPolicy, generics.ListCreateAPIView[Task]):
-    """``GET``: your tasks (``?status=``, ``?kind=``, ``?submission=``, ``?metadata[key]=``).
-    ``POST``: ``{"input", "kind", "options", "metadata"}`` like Ittybit's ``POST /tasks``;
-    ``input`` is one of your submissions (id or file name), or anything for staff."""
+    """`GET`: your tasks (`?status=`, `?kind=`, `?submission=`, `?metadata[key]=`).
+    `POST`: `{"input", "kind", "options", "metadata"}` like Ittybit's `POST /tasks`;
+    `input` is one of your submissions (id or file name), or anything for staff."""
 
     serializer_class = TaskSerializer
     create_serializer_class = TaskCreateSerializer

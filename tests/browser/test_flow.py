@@ -233,11 +233,16 @@ def test_upload_watch_play_and_find_in_admin(
     assert submission.public_id in table
     assert "summer-launch" in table
     shot(page, "06-admin-tasks-by-user-id")
+    page.click("#result_list .field-step a:text-is('video')")
+    page.wait_for_url("**/admin/tapestry_media/task/*/change/**")
+    assert f'"user_id": "usr_{user.pk}"' in page.inner_text(".field-metadata_json")
+    shot(page, "07-admin-task")
+    page.go_back()
     page.click(f"#result_list tbody tr >> text={submission.public_id} >> nth=0")
     page.wait_for_url("**/admin/tapestry_media/submission/*/change/")
     assert page.locator("video.tm-preview").count() == 1
-    shot(page, "07-admin-submission")
+    shot(page, "08-admin-submission")
     page.goto(f"{live_server.url}/admin/tapestry_media/submission/")
     assert page.locator("#result_list .tm-badge-ok").count() == 1
-    shot(page, "08-admin-submissions")
+    shot(page, "09-admin-submissions")
     admin.close()
