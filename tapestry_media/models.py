@@ -123,9 +123,6 @@ def metadata_q(pairs: dict[str, str], vendor: str) -> Q:
 
 
 class TaskQuerySet(models.QuerySet["Task"]):
-    def active(self) -> TaskQuerySet:
-        return self.exclude(status__in=TERMINAL)
-
     def with_metadata(self, **pairs: str) -> TaskQuerySet:
         """Exact match on metadata values: ``with_metadata(campaign="summer-launch")``."""
         from .metadata import validate_metadata

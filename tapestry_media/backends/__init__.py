@@ -34,10 +34,6 @@ def get_backend(name: str | None = None) -> BaseBackend:
         return backend
 
 
-def backend_name_of(backend: BaseBackend) -> str:
-    return backend.name
-
-
 def reset() -> None:
     with _lock:
         for backend in _instances.values():
