@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.db import connections, router
 from django.utils import timezone
 
 from .models import Submission, SubmissionStatus, Task
@@ -32,7 +33,16 @@ def refresh(submission_id: int, generation: int) -> SubmissionStatus:
     """Recompute and store the aggregate for ``generation`` (the changed task's): one query to
     read the steps, one conditional update that does nothing when the status is unchanged or the
     generation is no longer current. Call inside the transaction that changed the task; the
-    ``submission_processed`` signal goes out after commit."""
+    ``submission_processed`` signal goes out after commit.
+
+    Where the database has row locks, the submission's row is locked first (one more query):
+    two tasks of one submission finishing at once would otherwise each read the other as
+    unfinished (write skew under READ COMMITTED) and leave the submission ``processing`` for
+    good. The second to take the lock reads the first one's committed task."""
+    if connections[router.db_for_write(Submission)].features.has_select_for_update:
+        list(
+            Submission.objects.select_for_update().filter(pk=submission_id).order_by().values("pk")
+        )
     steps = Task.objects.filter(submission_id=submission_id, generation=generation).values_list(
         "is_primary", "status"
     )
