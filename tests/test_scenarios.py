@@ -245,6 +245,58 @@ def test_transient_create_failures_lose_and_duplicate_nothing(server, successes)
     assert WebhookEvent.objects.filter(task__isnull=True).count() == 0
 
 
+# --- sibling results at the same moment (PostgreSQL: real row locks) --------------------------
+
+
+@pytest.mark.postgres
+def test_sibling_results_at_once_leave_every_submission_ready() -> None:
+    """Both tasks of a submission succeed in two concurrent requests: the submission must end
+    ``ready`` with one ``submission_processed``, not stay ``processing`` because each request
+    read the other's task as unfinished."""
+    from tapestry_media.signals import submission_processed
+    from tapestry_media.testing.webhooks import build_webhook, post_webhook
+
+    processed: Counter[int] = Counter()
+
+    def count(sender: Any, submission: Submission, **kwargs: Any) -> None:
+        processed[submission.pk] += 1
+
+    submission_processed.connect(count, weak=False, dispatch_uid="scenario-processed")
+    submissions = []
+    try:
+        for index in range(20):
+            submission = Submission.objects.create(file=video_upload())
+            tasks = list(submission.tasks.all())
+            for i, task in enumerate(tasks):
+                Task.objects.filter(pk=task.pk).update(
+                    status=Status.PENDING, remote_id=f"task_sibling_{index}_{i}"
+                )
+                task.refresh_from_db()
+            barrier = threading.Barrier(len(tasks))
+            answers: list[int] = []
+
+            def deliver(task: Task, barrier: Any = barrier, answers: Any = answers) -> None:
+                webhook = build_webhook(task, "succeeded")
+                try:
+                    barrier.wait(timeout=10)
+                    answers.append(post_webhook(Client(), webhook).status_code)
+                finally:
+                    connections.close_all()
+
+            threads = [threading.Thread(target=deliver, args=(task,)) for task in tasks]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=30)
+            assert answers == [200, 200]
+            submissions.append(submission.pk)
+    finally:
+        submission_processed.disconnect(dispatch_uid="scenario-processed")
+    statuses = Counter(Submission.objects.values_list("status", flat=True))
+    assert statuses == {"ready": len(submissions)}
+    assert processed == {pk: 1 for pk in submissions}
+
+
 # --- a worker killed with SIGKILL mid-job (PostgreSQL: the database is shared) ------------------
 
 WORKER_SETTINGS = """\
