@@ -1,0 +1,33 @@
+"""The benchmark site: the example project's settings, plus the bare baseline view (bench/urls.py),
+persistent database connections and quiet logs. Every value still comes from the environment, set
+by ``bench/harness.py``: ``DATABASE_URL`` (PostgreSQL, database ``tapestry_bench``),
+``ITTYBIT_WEBHOOK_SECRET``, ``MEDIA_ROOT``, ``TAPESTRY_MEDIA_BACKEND``, ``ITTYBIT_API_URL``…"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parent.parent
+if str(_ROOT / "example_project") not in sys.path:
+    sys.path.insert(0, str(_ROOT / "example_project"))
+os.environ.setdefault("LOG_LEVEL", "ERROR")
+
+from example.settings import *  # noqa: E402, F403
+from example.settings import DATABASES, LOGGING  # noqa: E402
+
+ROOT_URLCONF = "bench.urls"
+DEBUG = False
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+# What a production site does; both views of the webhook benchmark share it.
+DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("BENCH_CONN_MAX_AGE", "60"))
+LOGGING["loggers"]["django"] = {"handlers": ["console"], "level": "ERROR"}
+
+# Extra TAPESTRY_MEDIA keys for a benchmark (timeouts, backoff), as JSON.
+if os.environ.get("BENCH_TAPESTRY_MEDIA"):
+    import json
+
+    from example.settings import TAPESTRY_MEDIA
+
+    TAPESTRY_MEDIA.update(json.loads(os.environ["BENCH_TAPESTRY_MEDIA"]))
