@@ -165,15 +165,23 @@ def _answers(port: int) -> bool:
         return False
 
 
-def start_workers(count: int, **env: str) -> list[subprocess.Popen[bytes]]:
-    """``manage.py db_worker`` processes (django-tasks-db) on the bench database."""
+def start_workers(
+    count: int, *, ids: Sequence[str] = (), **env: str
+) -> list[subprocess.Popen[bytes]]:
+    """``manage.py db_worker`` processes (django-tasks-db) on the bench database, with the
+    worker ids ``ids`` when given (they show in the job rows' ``worker_ids``)."""
     argv = [
         sys.executable, str(EXAMPLE / "manage.py"), "db_worker",
         "--no-reload", "--no-startup-delay", "--interval", "0.05", "--verbosity", "0",
     ]  # fmt: skip
     return [
-        subprocess.Popen(argv, cwd=ROOT, env=environment(**env), start_new_session=True)
-        for _ in range(count)
+        subprocess.Popen(
+            argv + (["--worker-id", ids[i]] if i < len(ids) else []),
+            cwd=ROOT,
+            env=environment(**env),
+            start_new_session=True,
+        )
+        for i in range(count)
     ]
 
 

@@ -21,7 +21,9 @@ once, one ``succeeded`` event per task.
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -74,6 +76,43 @@ def queue_ready() -> int:
         return int(cursor.fetchone()[0])
 
 
+def queue_idle() -> bool:
+    """No job waiting and none running but the killed worker's orphan."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FILTER (WHERE status = 'READY'),"
+            " count(*) FILTER (WHERE status = 'RUNNING' AND NOT worker_ids @> '[\"victim\"]')"
+            " FROM django_tasks_database_dbtaskresult"
+        )
+        ready, running = cursor.fetchone()
+    return ready == 0 and running == 0
+
+
+def kill_inside_a_create(victim: subprocess.Popen[bytes], seconds: float = 120) -> int:
+    """SIGKILL ``victim`` while it is inside a submit job whose task is ``submitting`` (the
+    create call is in flight). The worker is stopped (SIGSTOP) while we look, so what we see is
+    what it dies with. Returns the task's pk."""
+    from django_tasks_db.models import DBTaskResult
+
+    from tapestry_media.models import Task
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        os.kill(victim.pid, signal.SIGSTOP)
+        running = DBTaskResult.objects.filter(status="RUNNING").values_list(
+            "worker_ids", "args_kwargs"
+        )
+        mine = [args["args"][0] for ids, args in running if ids and ids[-1] == "victim"]
+        if mine and Task.objects.filter(pk=mine[0], status="submitting").exists():
+            harness.stop(victim, kill=True)
+            return int(mine[0])
+        os.kill(victim.pid, signal.SIGCONT)
+        time.sleep(0.002)
+    raise TimeoutError("the victim worker was never caught inside a create call")
+
+
 def cloud(*, submissions: int = 200, rate: float = 0.3, seed: int = 11, say: Any = print) -> dict:
     from django.core.files.base import ContentFile
     from django.db.models import Sum
@@ -114,7 +153,7 @@ def cloud(*, submissions: int = 200, rate: float = 0.3, seed: int = 11, say: Any
         }
         env = {"BENCH_TAPESTRY_MEDIA": json.dumps(config)}
         server.inject(*schedule)
-        workers = harness.start_workers(2, **env)
+        workers = harness.start_workers(2, ids=["victim", "survivor"], **env)
         try:
             with override_settings(TAPESTRY_MEDIA=config):
                 for index in range(submissions):  # each commits: two submit jobs are queued
@@ -126,17 +165,21 @@ def cloud(*, submissions: int = 200, rate: float = 0.3, seed: int = 11, say: Any
                 lambda: Task.objects.filter(status="pending").count() >= tasks_total // 3,
                 300, "a third of the submits",
             )  # fmt: skip
-            harness.stop(workers[0], kill=True)
+            victim_task = kill_inside_a_create(workers[0])
             killed_in = Counter(Task.objects.values_list("status", flat=True))
             workers[0] = harness.start_workers(1, **env)[0]
             harness.wait_until(
                 lambda: not Task.objects.filter(status="created").exists() and not queue_ready(),
                 300, "the queue to drain",
             )  # fmt: skip
-            stuck = Task.objects.exclude(status="pending").count()
+            stuck = list(Task.objects.exclude(status="pending").values_list("pk", flat=True))
+            if stuck != [victim_task]:
+                problems.append(f"left stuck by the kill: {stuck}, expected [{victim_task}]")
             first_resync = resync_command(env)
             harness.wait_until(
-                lambda: not Task.objects.exclude(status="pending").exists(), 300, "every submit"
+                lambda: not Task.objects.exclude(status="pending").exists() and queue_idle(),
+                300,
+                "every submit, and the resync's jobs",
             )
 
             # The server's view: one remote task per attempt, each key bound to one task.
@@ -168,7 +211,13 @@ def cloud(*, submissions: int = 200, rate: float = 0.3, seed: int = 11, say: Any
                 list(pool.map(server.send_webhook, remote_ids))
             server.release_held(reverse=True)
             dropped = sum(1 for d in server.deliveries if d.state == "dropped")
+            harness.wait_until(queue_idle, 60, "the queue to be idle")
+            waiting = Task.objects.filter(status="pending").count()
+            if waiting != dropped:
+                problems.append(f"{waiting} tasks wait for a result, {dropped} were dropped")
             second_resync = resync_command(env)
+            if f"{dropped} polled, 0 resubmitted" not in second_resync:
+                problems.append(f"the second resync should poll the {dropped}: {second_resync}")
             harness.wait_until(
                 lambda: not Task.objects.exclude(status="succeeded").exists(), 300, "every result"
             )
@@ -201,7 +250,8 @@ def cloud(*, submissions: int = 200, rate: float = 0.3, seed: int = 11, say: Any
             "replayed": sum(1 for r in posts if r.status == 200),
             "remote_tasks": server.tasks_created,
             "at_kill": dict(killed_in),
-            "stuck_after_kill": stuck,
+            "killed_inside_create_of_task": victim_task,
+            "stuck_after_kill": len(stuck),
             "resyncs": [first_resync, second_resync, third_resync],
             "webhooks": len(server.deliveries),
             "dropped": dropped,
