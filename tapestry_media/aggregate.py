@@ -38,15 +38,17 @@ def refresh(submission_id: int, generation: int) -> SubmissionStatus:
     Where the database has row locks, the submission's row is locked first (one more query):
     two tasks of one submission finishing at once would otherwise each read the other as
     unfinished (write skew under READ COMMITTED) and leave the submission ``processing`` for
-    good. The second to take the lock reads the first one's committed task."""
-    if connections[router.db_for_write(Submission)].features.has_select_for_update:
-        list(
-            Submission.objects.select_for_update().filter(pk=submission_id).order_by().values("pk")
-        )
+    good. The second to take the lock reads the first one's committed task. The lock also
+    reads the current status, so an unchanged aggregate costs no UPDATE."""
+    locked = _lock(submission_id)
+    if locked is not None and locked[1] != generation:
+        return SubmissionStatus(locked[0])  # a newer file replaced this generation
     steps = Task.objects.filter(submission_id=submission_id, generation=generation).values_list(
         "is_primary", "status"
     )
     new = aggregate(steps)
+    if locked is not None and locked[0] == new:
+        return new
     done = new in (SubmissionStatus.READY, SubmissionStatus.PARTIAL, SubmissionStatus.FAILED)
     now = timezone.now()
     changed = (
@@ -54,7 +56,7 @@ def refresh(submission_id: int, generation: int) -> SubmissionStatus:
         .exclude(status=new)
         .update(status=new, processed_at=now if done else None, updated_at=now)
     )
-    if changed and done:
+    if changed and done and submission_processed.has_listeners(Submission):
         send_after_commit(
             submission_processed,
             Submission,
@@ -62,3 +64,16 @@ def refresh(submission_id: int, generation: int) -> SubmissionStatus:
             status=new,
         )
     return new
+
+
+def _lock(submission_id: int) -> tuple[str, int] | None:
+    """``(status, file_generation)`` of the locked row where the database has row locks."""
+    if not connections[router.db_for_write(Submission)].features.has_select_for_update:
+        return None
+    rows = (
+        Submission.objects.select_for_update()
+        .filter(pk=submission_id)
+        .order_by()
+        .values_list("status", "file_generation")
+    )
+    return next(iter(rows), None)

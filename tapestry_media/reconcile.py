@@ -53,16 +53,20 @@ def apply(remote: RemoteTask, *, source: str, task_pk: int | None = None) -> Out
 
 
 def _locked_task(remote: RemoteTask, task_pk: int | None) -> Task | None:
-    rows = Task.objects.select_for_update()
     if task_pk is not None:
-        return rows.filter(pk=task_pk).first()
-    task = rows.filter(remote_id=remote.id).first()
+        return _one_locked(pk=task_pk)
+    task = _one_locked(remote_id=remote.id)
     if task is not None:
         return task
     correlation = correlation_of(remote)
     if correlation is None:
         return None
-    return rows.filter(uuid=correlation).first()
+    return _one_locked(uuid=correlation)
+
+
+def _one_locked(**lookup: object) -> Task | None:
+    # Every lookup is unique: no ORDER BY (``first()`` would add one) and at most one row.
+    return next(iter(Task.objects.select_for_update().filter(**lookup).order_by()[:1]), None)
 
 
 def correlation_of(remote: RemoteTask) -> uuid.UUID | None:

@@ -1,0 +1,54 @@
+"""The submission's aggregate status: the pure rule and what refreshing it costs."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tapestry_media import aggregate
+from tapestry_media.models import Submission, SubmissionStatus, Task
+from tapestry_media.status import Status
+
+from .conftest import video_upload
+
+S = Status
+
+
+@pytest.mark.parametrize(
+    ("steps", "expected"),
+    [
+        ([], "pending"),
+        ([(True, S.CREATED), (False, S.PENDING)], "pending"),
+        ([(True, S.PROCESSING), (False, S.PENDING)], "processing"),
+        ([(True, S.SUCCEEDED), (False, S.PENDING)], "processing"),
+        ([(True, S.SUCCEEDED), (False, S.SUCCEEDED)], "ready"),
+        ([(True, S.SUCCEEDED), (False, S.FAILED)], "partial"),
+        ([(True, S.FAILED), (False, S.PENDING)], "failed"),
+        ([(True, S.CANCELLED), (False, S.SUCCEEDED)], "failed"),
+        ([(False, S.SUCCEEDED), (False, S.FAILED)], "failed"),  # no primary step: not partial
+    ],
+)
+def test_aggregate_rule(steps, expected) -> None:
+    assert aggregate.aggregate(steps) == expected
+
+
+def submission_updates(queries: CaptureQueriesContext) -> int:
+    table = Submission._meta.db_table
+    return sum(q["sql"].startswith(f'UPDATE "{table}"') for q in queries.captured_queries)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_an_unchanged_aggregate_costs_no_update() -> None:
+    sub = Submission.objects.create(file=video_upload())
+    Task.objects.filter(submission=sub, name="video").update(status=S.PROCESSING)
+    video = sub.tasks.get(name="video")
+    with CaptureQueriesContext(connection) as changed:
+        assert aggregate.refresh(sub.pk, video.generation) == SubmissionStatus.PROCESSING
+    assert submission_updates(changed) == 1  # pending -> processing: stored
+    with CaptureQueriesContext(connection) as unchanged:
+        assert aggregate.refresh(sub.pk, video.generation) == SubmissionStatus.PROCESSING
+    assert submission_updates(unchanged) == 0
+    sub.refresh_from_db()
+    assert sub.status == "processing"
