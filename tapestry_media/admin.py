@@ -15,7 +15,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
-from django.db import connections, transaction
+from django.db import connections
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
@@ -190,24 +190,6 @@ def enqueue_resync(task_pks: Sequence[int]) -> int:
     return queued
 
 
-def resubmit(submission_pk: int) -> bool:
-    """Start a new file generation of the *same* file: supersede the unfinished tasks of the
-    old generation and create (and, after commit, submit) the pipeline's tasks again, with new
-    correlation and idempotency keys. The same thing the receivers do for a new file, without
-    copying the file in storage. Returns whether the submission had a file to resubmit."""
-    with transaction.atomic():
-        submission = Submission.objects.select_for_update().filter(pk=submission_pk).first()
-        if submission is None or not submission.file:
-            return False
-        submission.file_generation += 1
-        submission.status = SubmissionStatus.PENDING
-        submission.processed_at = None
-        submission.save(update_fields=["file_generation", "status", "processed_at", "updated_at"])
-        pipeline.supersede_old_generations(submission)
-        pipeline.create_tasks_for_upload(submission)
-    return True
-
-
 def _report(request: HttpRequest, done: int, skipped: int, verb: str, skip_reason: object) -> None:
     if done:
         messages.success(request, f"{done} {verb}.")
@@ -354,7 +336,7 @@ class SubmissionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.action(description=_("Resubmit (new file generation)"), permissions=["change"])
     def resubmit_action(self, request: HttpRequest, queryset: QuerySet[Submission]) -> None:
         pks = list(queryset.values_list("pk", flat=True))
-        done = sum(resubmit(pk) for pk in pks)
+        done = sum(pipeline.resubmit(pk) for pk in pks)
         _report(request, done, len(pks) - done, "resubmitted", "no file to resubmit")
 
     @admin.action(description=_("Resync current tasks from the backend"), permissions=["change"])

@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
-from django.db import connections, models
+from django.db import connections, models, router, transaction
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
@@ -94,6 +94,14 @@ class Submission(models.Model):
 
     def __str__(self) -> str:
         return self.title or self.public_id
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """One transaction for the row and its tasks (the receivers write both), also when the
+        caller has none: a crash between them must not leave an upload without tasks. No
+        savepoint inside a caller's transaction, so that path costs no extra statement."""
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        with transaction.atomic(using=using, savepoint=False):
+            super().save(*args, **kwargs)
 
     def clean(self) -> None:
         from django.core.exceptions import ValidationError

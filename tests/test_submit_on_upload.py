@@ -299,3 +299,41 @@ def test_a_reply_that_is_already_finished_sends_the_terminal_signals(
             signal.disconnect(receiver)
     assert set(sub.tasks.values_list("status", flat=True)) == {Status.SUCCEEDED}
     assert sent == ["updated", "succeeded", "updated", "succeeded", "processed:ready"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_crash_between_the_upload_row_and_its_tasks_leaves_nothing(monkeypatch) -> None:
+    """In autocommit (no caller transaction) the upload and its tasks still commit together."""
+    from tapestry_media import pipeline
+
+    real = pipeline.create_tasks_for_upload
+
+    def crash(submission):
+        raise RuntimeError("worker killed")
+
+    monkeypatch.setattr(pipeline, "create_tasks_for_upload", crash)
+    with pytest.raises(RuntimeError):
+        upload()
+    assert Submission.objects.count() == 0
+    assert enqueued() == []
+    monkeypatch.setattr(pipeline, "create_tasks_for_upload", real)  # positive control
+    upload()
+    assert Submission.objects.count() == 1
+    assert Task.objects.count() == 2
+
+
+def test_resubmit_supersedes_and_creates_a_new_generation(django_capture_on_commit_callbacks):
+    from tapestry_media.pipeline import resubmit
+
+    with django_capture_on_commit_callbacks(execute=True):
+        sub = upload()
+    run_jobs()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert resubmit(sub.pk) is True
+    sub.refresh_from_db()
+    assert sub.file_generation == 1
+    assert set(sub.tasks.filter(generation=0).values_list("status", flat=True)) == {
+        Status.SUPERSEDED
+    }
+    assert sub.current_tasks().count() == 2
+    assert enqueued_names() == ["submit_task", "submit_task"]
