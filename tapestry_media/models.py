@@ -42,13 +42,18 @@ class SubmissionStatus(models.TextChoices):
     FAILED = "failed", _("Failed")
 
 
+def visible_to(queryset: models.QuerySet[Any], user: Any, own: Q) -> Any:
+    """Staff see every row, anonymous users none, everyone else the rows ``own`` selects."""
+    if getattr(user, "is_staff", False):
+        return queryset
+    if not getattr(user, "is_authenticated", False):
+        return queryset.none()
+    return queryset.filter(own)
+
+
 class SubmissionQuerySet(models.QuerySet["Submission"]):
     def for_user(self, user: Any) -> SubmissionQuerySet:
-        if getattr(user, "is_staff", False):
-            return self
-        if not getattr(user, "is_authenticated", False):
-            return self.none()
-        return self.filter(uploader=user)
+        return visible_to(self, user, Q(uploader=user))  # type: ignore[no-any-return]
 
 
 class Submission(models.Model):
@@ -139,11 +144,8 @@ class TaskQuerySet(models.QuerySet["Task"]):
         return self.filter(metadata_q(pairs, connections[self.db].vendor))
 
     def for_user(self, user: Any) -> TaskQuerySet:
-        if getattr(user, "is_staff", False):
-            return self
-        if not getattr(user, "is_authenticated", False):
-            return self.none()
-        return self.filter(Q(submission__uploader=user) | Q(created_by=user))
+        own = Q(submission__uploader=user) | Q(created_by=user)
+        return visible_to(self, user, own)  # type: ignore[no-any-return]
 
 
 class Task(models.Model):

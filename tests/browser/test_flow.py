@@ -9,7 +9,6 @@ in its own thread between page checks. Screenshots go to ``test-artifacts/``.
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 import time
 from collections import deque
@@ -23,6 +22,8 @@ from django.db import connections
 from tapestry_media.models import Submission, Task
 from tapestry_media.status import Status
 from tapestry_media.testing.jobs import clear_jobs
+
+from ..media import make_clip
 
 try:
     from django.tasks.signals import task_enqueued
@@ -81,19 +82,7 @@ def site(settings, monkeypatch) -> None:
 
 @pytest.fixture
 def clip(tmp_path) -> Path:
-    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
-    path = tmp_path / "beach-day.mp4"
-    subprocess.run(
-        [
-            imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y",
-            "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=15",
-            "-f", "lavfi", "-i", "sine=frequency=440",
-            "-t", "2", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-            "-c:a", "aac", "-shortest", str(path),
-        ],
-        check=True,
-    )  # fmt: skip
-    return path
+    return make_clip(tmp_path / "beach-day.mp4", size="320x240", seconds=2)
 
 
 class Jobs:
