@@ -43,7 +43,8 @@ def main() -> int:
     def stop(*_: object) -> None:
         for child in children:
             if child.poll() is None:
-                child.send_signal(signal.SIGINT)
+                # SIGTERM, not SIGINT: a child started from a background job ignores SIGINT.
+                child.terminate()
         for child in children:
             try:
                 child.wait(timeout=10)
