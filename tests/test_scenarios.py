@@ -45,10 +45,9 @@ from tapestry_media.testing.contract_server import (
     DEFAULT_WEBHOOK_SECRET,
     ContractServer,
     Fault,
-    client_deliverer,
 )
 from tapestry_media.testing.jobs import enqueued, run_jobs
-from tapestry_media.testing.webhooks import webhook_url
+from tapestry_media.testing.webhooks import closing_deliverer
 
 from .conftest import video_upload
 
@@ -77,21 +76,6 @@ def fault_schedule(creates: int, rate: float, rng: random.Random) -> list[Fault]
     schedule += [Fault(method="POST") for _ in range(creates - failing)]
     rng.shuffle(schedule)
     return schedule
-
-
-def closing_deliverer() -> Callable[[str, bytes, dict[str, str]], int]:
-    """Webhooks through the real endpoint with a Django test client; a delivery made in a
-    server thread closes that thread's connection (or the test database could not be dropped)."""
-    deliver = client_deliverer(Client(), webhook_url())
-
-    def deliver_and_close(url: str, body: bytes, headers: dict[str, str]) -> int:
-        try:
-            return deliver(url, body, headers)
-        finally:
-            if threading.current_thread() is not threading.main_thread():
-                connections.close_all()
-
-    return deliver_and_close
 
 
 def cloud_settings(server: ContractServer, **extra: Any) -> dict[str, Any]:

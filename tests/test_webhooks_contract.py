@@ -3,15 +3,12 @@ the create call, duplicates and reordering from the sender, a dropped webhook an
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.db import connections
-from django.test import Client
 from django.utils import timezone
 
 from tapestry_media.models import Submission, Task, WebhookEvent
@@ -22,29 +19,13 @@ from tapestry_media.testing.contract_server import (
     ContractServer,
     Fault,
 )
-from tapestry_media.testing.contract_server import client_deliverer as deliver_through
 from tapestry_media.testing.jobs import run_jobs
-from tapestry_media.testing.webhooks import webhook_url
+from tapestry_media.testing.webhooks import closing_deliverer
 
 from .conftest import video_upload
 
 # The server delivers webhooks from its own thread: the rows must be committed to be seen.
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def closing_deliverer() -> Any:
-    """Post through the test client; a delivery made in a server thread closes that thread's
-    database connection afterwards (or the test database could not be dropped)."""
-    deliver = deliver_through(Client(), webhook_url())
-
-    def deliver_and_close(url: str, body: bytes, headers: dict[str, str]) -> int:
-        try:
-            return deliver(url, body, headers)
-        finally:
-            if threading.current_thread() is not threading.main_thread():
-                connections.close_all()
-
-    return deliver_and_close
 
 
 @pytest.fixture(params=[("bare", "ittybit"), ("event", "standard")], ids=["bare", "event"])

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
@@ -169,6 +170,26 @@ def build_webhook(
 
 def webhook_url() -> str:
     return reverse("tapestry_media:webhook")
+
+
+def closing_deliverer() -> Callable[[str, bytes, dict[str, str]], int]:
+    """A ``ContractServer(deliver=...)`` callable that posts webhooks to the real endpoint
+    through the Django test client. A delivery made in a server thread closes that thread's
+    database connections afterwards, or the test database could not be dropped."""
+    from django.test import Client
+
+    from .contract_server import client_deliverer
+
+    deliver = client_deliverer(Client(), webhook_url())
+
+    def deliver_and_close(url: str, body: bytes, headers: dict[str, str]) -> int:
+        try:
+            return deliver(url, body, headers)
+        finally:
+            if threading.current_thread() is not threading.main_thread():
+                connections.close_all()
+
+    return deliver_and_close
 
 
 def post_webhook(
