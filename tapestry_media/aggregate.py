@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db import connections, router
-from django.utils import timezone
-
-from .models import Submission, SubmissionStatus, Task
+from . import statements
+from .models import Submission, SubmissionStatus
 from .signals import send_after_commit, submission_processed
 from .status import TERMINAL, Status
 
@@ -40,22 +38,14 @@ def refresh(submission_id: int, generation: int) -> SubmissionStatus:
     unfinished (write skew under READ COMMITTED) and leave the submission ``processing`` for
     good. The second to take the lock reads the first one's committed task. The lock also
     reads the current status, so an unchanged aggregate costs no UPDATE."""
-    locked = _lock(submission_id)
+    locked = statements.lock_submission(submission_id)
     if locked is not None and locked[1] != generation:
         return SubmissionStatus(locked[0])  # a newer file replaced this generation
-    steps = Task.objects.filter(submission_id=submission_id, generation=generation).values_list(
-        "is_primary", "status"
-    )
-    new = aggregate(steps)
+    new = aggregate(statements.steps(submission_id, generation))
     if locked is not None and locked[0] == new:
         return new
     done = new in (SubmissionStatus.READY, SubmissionStatus.PARTIAL, SubmissionStatus.FAILED)
-    now = timezone.now()
-    changed = (
-        Submission.objects.filter(pk=submission_id, file_generation=generation)
-        .exclude(status=new)
-        .update(status=new, processed_at=now if done else None, updated_at=now)
-    )
+    changed = statements.update_submission(submission_id, generation, new, done=done)
     if changed and done and submission_processed.has_listeners(Submission):
         send_after_commit(
             submission_processed,
@@ -64,16 +54,3 @@ def refresh(submission_id: int, generation: int) -> SubmissionStatus:
             status=new,
         )
     return new
-
-
-def _lock(submission_id: int) -> tuple[str, int] | None:
-    """``(status, file_generation)`` of the locked row where the database has row locks."""
-    if not connections[router.db_for_write(Submission)].features.has_select_for_update:
-        return None
-    rows = (
-        Submission.objects.select_for_update()
-        .filter(pk=submission_id)
-        .order_by()
-        .values_list("status", "file_generation")
-    )
-    return next(iter(rows), None)

@@ -16,7 +16,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from . import aggregate
+from . import aggregate, statements
 from .conf import get_settings
 from .models import Task
 from .remote import RemoteTask
@@ -46,27 +46,30 @@ class Outcome:
 def apply(remote: RemoteTask, *, source: str, task_pk: int | None = None) -> Outcome:
     """Apply ``remote`` in its own short transaction (or the caller's)."""
     with transaction.atomic():
-        task = _locked_task(remote, task_pk)
-        if task is None:
-            return Outcome(None, False, "unmatched")
-        return _apply_locked(task, remote, source=source)
+        return apply_in_transaction(remote, source=source, task_pk=task_pk)
+
+
+def apply_in_transaction(remote: RemoteTask, *, source: str, task_pk: int | None = None) -> Outcome:
+    """:func:`apply` inside the caller's transaction (no savepoint of its own). With
+    ``task_pk`` the task is taken by primary key, without looking at ids or metadata."""
+    if not transaction.get_connection().in_atomic_block:
+        raise transaction.TransactionManagementError("apply_in_transaction needs a transaction")
+    task = _locked_task(remote, task_pk)
+    if task is None:
+        return Outcome(None, False, "unmatched")
+    return _apply_locked(task, remote, source=source)
 
 
 def _locked_task(remote: RemoteTask, task_pk: int | None) -> Task | None:
     if task_pk is not None:
-        return _one_locked(pk=task_pk)
-    task = _one_locked(remote_id=remote.id)
+        return statements.lock_task("id", task_pk)
+    task = statements.lock_task("remote_id", remote.id)
     if task is not None:
         return task
     correlation = correlation_of(remote)
     if correlation is None:
         return None
-    return _one_locked(uuid=correlation)
-
-
-def _one_locked(**lookup: object) -> Task | None:
-    # Every lookup is unique: no ORDER BY (``first()`` would add one) and at most one row.
-    return next(iter(Task.objects.select_for_update().filter(**lookup).order_by()[:1]), None)
+    return statements.lock_task("uuid", correlation)
 
 
 def correlation_of(remote: RemoteTask) -> uuid.UUID | None:
@@ -100,7 +103,7 @@ def _apply_locked(task: Task, remote: RemoteTask, *, source: str) -> Outcome:
     changed = merge(task, remote)
     if not changed:
         return Outcome(task, False, "stale" if remote.status else "unknown_status")
-    task.save(update_fields=[*changed, "updated_at"])
+    statements.save_task(task, changed)
     # Registered first, so the task's signals go out before ``submission_processed``.
     send_signals(task, previous, source)
     if "status" in changed and task.submission_id is not None:

@@ -3,16 +3,17 @@
 One delivery, after the view has checked its size and signature (dj-stripe's order):
 
 1. :func:`parse_body` — JSON → :class:`~tapestry_media.remote.RemoteEvent`.
-2. :func:`record` — insert a :class:`WebhookEvent` (committed on its own). A repeat of a
-   known event (same :func:`dedup_key`) only bumps ``delivery_count`` and ``last_received_at``.
-3. :func:`process` — :func:`reconcile.apply` in its own transaction, then mark the event
-   processed with the task it matched. If applying raises, the error is stored on the event
-   (the insert committed first, so the row survives) and :class:`ProcessingError` is raised; a
-   retried delivery of that event is processed again.
+2. In one transaction: insert a :class:`WebhookEvent` (:func:`event_row`), matched to its task
+   and marked processed, then :func:`reconcile.apply_in_transaction` on that task. The event
+   and the task's change commit together. A repeat of a known event (same :func:`dedup_key`)
+   only bumps ``delivery_count`` and ``last_received_at`` (:func:`count_repeat`).
+3. If applying raises, the transaction rolls back and :func:`store_failure` keeps the event
+   with the error and :class:`ProcessingError` is raised; a repeat delivery of that event is
+   processed again.
 
-:func:`deliver` runs the three steps; the local engine calls it too (``source="local"``).
+:func:`deliver` runs these steps; the local engine calls it too (``source="local"``).
 A result that matches no task is stored unmatched and applied by :func:`apply_unmatched` when
-the submit job learns the task's remote id.
+the submit job learns the task's remote id; :func:`process` applies a stored event again.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ import json
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import reconcile
+from . import reconcile, statements
 from .models import Task, WebhookEvent
 from .remote import PayloadError, RemoteEvent, RemoteTask, parse_event
 
@@ -80,16 +82,45 @@ def deliver(
     headers: Mapping[str, str] | None = None,
     scheme: str = "",
 ) -> Receipt:
-    """Record and apply one (already verified) delivery.
+    """Record and apply one (already verified) delivery, in one transaction.
 
     Raises :class:`~tapestry_media.remote.PayloadError` for a body that is not a task or an
-    event holding one (nothing is written) and :class:`ProcessingError` when applying failed.
+    event holding one (nothing is written) and :class:`ProcessingError` when applying failed
+    (the event is then stored with the error, unprocessed).
     """
     event = parse_body(body)
-    event_pk = record(event, body, source=source, headers=headers or {}, scheme=scheme)
-    if event_pk is None:
+    row = event_row(event, body, source=source, headers=headers or {}, scheme=scheme)
+    try:
+        with transaction.atomic():
+            return _deliver_in_transaction(event.task, row, source=source)
+    except Exception as exc:
+        logger.exception("could not apply webhook for %s", event.task.id)
+        message = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR]
+        raise ProcessingError(store_failure(row, message), message) from exc
+
+
+def _deliver_in_transaction(remote: RemoteTask, row: dict[str, Any], *, source: str) -> Receipt:
+    """Insert the event already marked processed and matched to its task, then apply it: the
+    insert and the task's change commit together, or neither does. A repeat is only counted,
+    unless its event failed before; then it is processed again."""
+    inserted = statements.insert_event(
+        row, remote_id=remote.id, correlation=reconcile.correlation_of(remote)
+    )
+    if inserted is not None:
+        event_pk, task_pk = inserted
+        if task_pk is None:
+            logger.info(
+                "webhook for unknown task %s stored unmatched (event %s)", remote.id, event_pk
+            )
+            return Receipt(event_pk, False, reconcile.Outcome(None, False, "unmatched"))
+        outcome = reconcile.apply_in_transaction(remote, source=source, task_pk=task_pk)
+        return Receipt(event_pk, False, outcome)
+    retried = count_repeat(row["dedup_key"])
+    if retried is None:
         return Receipt(None, True, None)
-    return Receipt(event_pk, False, process(event_pk, event.task, source=source))
+    outcome = reconcile.apply_in_transaction(remote, source=source)
+    mark_processed(retried, outcome)
+    return Receipt(retried, False, outcome)
 
 
 def parse_body(body: bytes) -> RemoteEvent:
@@ -134,46 +165,42 @@ def dedup_key(event: RemoteEvent, body: bytes) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-def record(
+def event_row(
     event: RemoteEvent,
     body: bytes,
     *,
     source: str,
     headers: Mapping[str, str],
     scheme: str,
-) -> int | None:
-    """Store a new event and return its pk, or count a repeat and return ``None``.
-
-    A repeat of an event whose processing failed is claimed for another try: its pk is
-    returned as if it were new.
-    """
-    key = dedup_key(event, body)
-    try:
-        with _savepoint_if_in_transaction():
-            row = WebhookEvent.objects.create(
-                dedup_key=key,
-                event_id=(event.id or "")[:200],
-                topic=event.topic[:60],
-                source=source,
-                remote_task_id=event.task.id[:128],
-                raw_status=event.task.raw_status[:40],
-                body=body.decode("utf-8"),
-                headers=kept_headers(headers),
-                signature_scheme=scheme,
-            )
-        return row.pk
-    except IntegrityError:
-        return count_repeat(key)
+) -> dict[str, Any]:
+    """The columns of a new :class:`WebhookEvent` for ``event`` (processed now, no error)."""
+    now = timezone.now()
+    return {
+        "dedup_key": dedup_key(event, body),
+        "event_id": (event.id or "")[:200],
+        "topic": event.topic[:60],
+        "source": source,
+        "remote_task_id": event.task.id[:128],
+        "raw_status": event.task.raw_status[:40],
+        "body": body.decode("utf-8"),
+        "headers": kept_headers(headers),
+        "signature_scheme": scheme,
+        "first_received_at": now,
+        "last_received_at": now,
+        "delivery_count": 1,
+        "processed_at": now,
+        "error": "",
+    }
 
 
 def count_repeat(key: str) -> int | None:
     """Bump the delivery count of event ``key``: one UPDATE for the usual repeat. A repeat of
     a failed event also clears its error, and its pk is returned so it is processed again."""
     now = timezone.now()
+    if statements.count_repeat(key, now):
+        return None
     bump = {"delivery_count": F("delivery_count") + 1, "last_received_at": now}
     rows = WebhookEvent.objects.filter(dedup_key=key)
-    if rows.filter(error="").update(**bump):
-        return None
     # Only one concurrent repeat wins the failed row (the filter on error re-checks it).
     if rows.exclude(error="").update(**bump, error=""):
         pk: int = rows.values_list("pk", flat=True).get()
@@ -181,6 +208,24 @@ def count_repeat(key: str) -> int | None:
         return pk
     rows.update(**bump)  # lost that race: someone else is re-processing it
     return None
+
+
+def store_failure(row: Mapping[str, Any], message: str) -> int:
+    """After a delivery's transaction rolled back: keep its event, unprocessed and unmatched,
+    with the error, so that a repeat delivery processes it again. Returns the event's pk."""
+    try:
+        with _savepoint_if_in_transaction():
+            failed = WebhookEvent.objects.create(**{**row, "processed_at": None, "error": message})
+        return failed.pk
+    except IntegrityError:
+        pass
+    # The event existed: a failed event failed again (its bump was rolled back with the rest),
+    # or a concurrent delivery of it stored it meanwhile (then it keeps its own state).
+    rows = WebhookEvent.objects.filter(dedup_key=row["dedup_key"])
+    rows.update(delivery_count=F("delivery_count") + 1, last_received_at=timezone.now())
+    rows.filter(processed_at__isnull=True).update(error=message)
+    pk: int = rows.values_list("pk", flat=True).get()
+    return pk
 
 
 def process(

@@ -13,7 +13,7 @@ from django.dispatch import Signal
 from django.test import Client, TestCase
 from django.test.utils import CaptureQueriesContext
 
-from tapestry_media import reconcile, signals
+from tapestry_media import aggregate, signals
 from tapestry_media.backends.dummy import DummyBackend
 from tapestry_media.models import Submission, Task, WebhookEvent
 from tapestry_media.pipeline import start_new_attempt
@@ -368,16 +368,17 @@ def test_result_for_a_superseded_task_changes_nothing(client, sub, video) -> Non
 def test_processing_error_is_stored_answers_500_and_a_retry_applies_it(
     client, video, monkeypatch
 ) -> None:
-    real_apply = reconcile.apply
+    real_refresh = aggregate.refresh
     calls = {"n": 0}
 
     def flaky(*args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("database hiccup")
-        return real_apply(*args, **kwargs)
+        return real_refresh(*args, **kwargs)
 
-    monkeypatch.setattr(reconcile, "apply", flaky)
+    # Fails after the event insert and the task's UPDATE: both must roll back.
+    monkeypatch.setattr(aggregate, "refresh", flaky)
     webhook = build_webhook(video, "succeeded")
 
     first = post(client, webhook)
@@ -386,7 +387,7 @@ def test_processing_error_is_stored_answers_500_and_a_retry_applies_it(
     assert first.json()["event"] == event.pk
     assert first.json()["code"] == "processing_failed"
     assert event.error == "RuntimeError: database hiccup"
-    assert event.processed_at is None
+    assert (event.processed_at, event.task_id, event.delivery_count) == (None, None, 1)
     assert Task.objects.get(pk=video.pk).status == Status.PENDING
 
     second = post(client, webhook)  # the API retries a 5xx
@@ -471,25 +472,26 @@ def test_query_count_first_delivery_and_duplicate_in_autocommit() -> None:
 
     # Django logs the transaction's BEGIN and COMMIT (debug_transaction) on both databases.
     assert [s.split()[0] for s in _statements(first)] == [
-        "INSERT",  # the event, committed on its own
         "BEGIN",
-        "SELECT",  # the task, FOR UPDATE, by remote id
+        "INSERT",  # the event, processed, matched to its task (a subquery by remote id)
+        "SELECT",  # the task, FOR UPDATE, by primary key
         "UPDATE",  # the task
         *LOCK_SUBMISSION,  # PostgreSQL: the submission, FOR UPDATE (siblings finishing at once)
         "SELECT",  # the submission's steps
         "UPDATE",  # the submission's aggregate status (conditional)
         "COMMIT",
-        "UPDATE",  # the event: processed, matched task
     ], _statements(first)
-    assert len(first) == 8 + len(LOCK_SUBMISSION)  # 6 (PostgreSQL 7) statements + BEGIN/COMMIT
-    assert [s.split()[0] for s in _statements(repeat)] == ["INSERT", "UPDATE"]
-    assert len(repeat) == 2
+    assert len(first) == 7 + len(LOCK_SUBMISSION)  # 5 (PostgreSQL 6) statements + BEGIN/COMMIT
+    assert [s.split()[0] for s in _statements(repeat)] == ["BEGIN", "INSERT", "UPDATE", "COMMIT"]
     if connection.vendor == "postgresql":
         assert "FOR UPDATE" in first.captured_queries[2]["sql"]
+    event = WebhookEvent.objects.get()
+    assert (event.task_id, event.delivery_count) == (video.pk, 2)
+    assert event.processed_at is not None
 
 
 def test_query_count_inside_a_test_transaction(client, video) -> None:
-    """Inside an outer transaction each atomic block is a savepoint: +2 statements each."""
+    """Inside an outer transaction the delivery's transaction is a savepoint: +2 statements."""
     webhook = build_webhook(video, "succeeded")
     with CaptureQueriesContext(connection) as first:
         assert post_webhook(client, webhook, execute_on_commit=False).status_code == 200
@@ -497,10 +499,8 @@ def test_query_count_inside_a_test_transaction(client, video) -> None:
         assert post_webhook(client, webhook, execute_on_commit=False).status_code == 200
     kinds = [s.split()[0] for s in _statements(first)]
     assert kinds == [
-        "SAVEPOINT", "INSERT", "RELEASE",
-        "SAVEPOINT", "SELECT", "UPDATE", *LOCK_SUBMISSION, "SELECT", "UPDATE", "RELEASE",
-        "UPDATE",
+        "SAVEPOINT", "INSERT", "SELECT", "UPDATE", *LOCK_SUBMISSION, "SELECT", "UPDATE", "RELEASE",
     ], _statements(first)  # fmt: skip
     assert [s.split()[0] for s in _statements(repeat)] == [
-        "SAVEPOINT", "INSERT", "ROLLBACK", "RELEASE", "UPDATE"
+        "SAVEPOINT", "INSERT", "UPDATE", "RELEASE"
     ], _statements(repeat)  # fmt: skip
