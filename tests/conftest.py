@@ -81,6 +81,41 @@ def other_user(django_user_model):
     return django_user_model.objects.create_user("bob", password="pw-bob")
 
 
+#: Test modules that run twice: with the result path's plain SQL and through the ORM, the path
+#: other databases take (tapestry_media/statements.py). A test pinning the SQL itself (query
+#: counts) is marked ``sql_statements`` and runs once, on the SQL path.
+BOTH_STATEMENT_PATHS = {
+    "tests.test_aggregate",
+    "tests.test_reconcile",
+    "tests.test_signals",
+    "tests.test_statements",
+    "tests.test_webhooks",
+    "tests.test_webhooks_concurrency",
+    "tests.test_webhooks_contract",
+}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.module.__name__ not in BOTH_STATEMENT_PATHS:
+        return
+    if metafunc.definition.get_closest_marker("sql_statements"):
+        return
+    if "statement_path" not in metafunc.fixturenames:
+        metafunc.fixturenames.append("statement_path")
+    metafunc.parametrize("statement_path", ["sql", "orm"], indirect=True)
+
+
+@pytest.fixture
+def statement_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``sql``: the statements as this database runs them by default; ``orm``: forced through
+    the ORM."""
+    from tapestry_media import statements
+
+    path: str = getattr(request, "param", "sql")
+    monkeypatch.setattr(statements, "FORCE_SQL", None if path == "sql" else False)
+    return path
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     import django
     from django.conf import settings

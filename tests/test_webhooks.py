@@ -458,6 +458,7 @@ def _statements(queries: CaptureQueriesContext) -> list[str]:
     return [" ".join(q["sql"].split()[:2]).upper() for q in queries.captured_queries]
 
 
+@pytest.mark.sql_statements
 @pytest.mark.django_db(transaction=True)
 def test_query_count_first_delivery_and_duplicate_in_autocommit() -> None:
     """As in production: the view runs in autocommit (``non_atomic_requests``)."""
@@ -490,6 +491,7 @@ def test_query_count_first_delivery_and_duplicate_in_autocommit() -> None:
     assert event.processed_at is not None
 
 
+@pytest.mark.sql_statements
 def test_query_count_inside_a_test_transaction(client, video) -> None:
     """Inside an outer transaction the delivery's transaction is a savepoint: +2 statements."""
     webhook = build_webhook(video, "succeeded")
