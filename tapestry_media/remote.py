@@ -8,6 +8,7 @@ and never crashes on a field it does not know.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -29,6 +30,32 @@ MAX_ID_LENGTH = 128
 
 class PayloadError(ValueError):
     """A payload that is not a task object (or an envelope holding one)."""
+
+
+def loads(body: bytes) -> object:
+    """Strict JSON (RFC 8259) that PostgreSQL can store: UTF-8, no NaN or ±Infinity (Python's
+    ``json`` reads them, jsonb does not), no U+0000 (text and jsonb refuse it)."""
+    try:
+        payload = json.loads(body.decode("utf-8"), parse_constant=_not_json)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise PayloadError(f"the body is not valid JSON: {exc}") from exc
+    if b"\\u0000" in body and _holds_nul(payload):
+        raise PayloadError("the body holds a NUL character (\\u0000)")
+    return payload
+
+
+def _not_json(constant: str) -> object:
+    raise ValueError(f"{constant} is not a JSON value")
+
+
+def _holds_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 @dataclass(frozen=True)

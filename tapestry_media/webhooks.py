@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from django.utils import timezone
 
 from . import reconcile, statements
 from .models import Task, WebhookEvent
-from .remote import PayloadError, RemoteEvent, RemoteTask, parse_event
+from .remote import PayloadError, RemoteEvent, RemoteTask, loads, parse_event
 
 logger = logging.getLogger("tapestry_media.webhooks")
 
@@ -124,30 +123,7 @@ def _deliver_in_transaction(remote: RemoteTask, row: dict[str, Any], *, source: 
 
 
 def parse_body(body: bytes) -> RemoteEvent:
-    try:
-        # UTF-8 only (RFC 8259), which is also how the body is stored.
-        payload = json.loads(body.decode("utf-8"), parse_constant=_not_json)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise PayloadError(f"the body is not valid JSON: {exc}") from exc
-    if b"\\u0000" in body and _holds_nul(payload):
-        # PostgreSQL cannot store U+0000 in text or jsonb: refuse it rather than fail later.
-        raise PayloadError("the body holds a NUL character (\\u0000)")
-    return parse_event(payload)
-
-
-def _not_json(constant: str) -> object:
-    """NaN and ±Infinity: Python's json reads them, RFC 8259 (and PostgreSQL jsonb) does not."""
-    raise ValueError(f"{constant} is not a JSON value")
-
-
-def _holds_nul(value: object) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_holds_nul(v) for v in value)
-    return False
+    return parse_event(loads(body))
 
 
 def dedup_key(event: RemoteEvent, body: bytes) -> str:

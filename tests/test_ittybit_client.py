@@ -503,7 +503,17 @@ def test_a_redirect_is_not_followed(backend: IttybitBackend, server: ContractSer
 
 
 @pytest.mark.parametrize(
-    "body", [b"<html><body>OK</body></html>", b'{"ok":true}', b'{"id":"task_1"}', b"[]"]
+    "body",
+    [
+        b"<html><body>OK</body></html>",
+        b'{"ok":true}',
+        b'{"id":"task_1"}',
+        b"[]",
+        # A task PostgreSQL could not store (jsonb refuses NaN and U+0000): refused here, not
+        # at the database in the middle of a submit or poll job.
+        b'{"id":"task_1","status":"succeeded","output":{"url":"https://x.test/a","d":NaN}}',
+        b'{"id":"task_1","status":"pending","metadata":{"k":"a\\u0000b"}}',
+    ],
 )
 def test_a_2xx_that_is_not_a_task_is_transient(
     backend: IttybitBackend, server: ContractServer, body: bytes

@@ -40,7 +40,7 @@ from urllib3.util.retry import Retry
 
 from .. import __version__
 from ..conf import Settings
-from ..remote import RemoteTask, parse_error, parse_task
+from ..remote import RemoteTask, loads, parse_error, parse_task
 from .base import (
     AuthenticationError,
     BackendError,
@@ -292,7 +292,7 @@ class IttybitBackend(BaseBackend):
         if not 200 <= response.status_code < 300:
             raise self._status_error(response)
         try:
-            return parse_task(response.json())
+            return parse_task(loads(response.content))
         except (ValueError, ArithmeticError) as exc:  # PayloadError is a ValueError
             # Transient, not permanent: on a create the 2xx means the task most likely exists,
             # and a retry with the same Idempotency-Key recovers it; failing the Task for good
