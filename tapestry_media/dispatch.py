@@ -79,7 +79,7 @@ def record_reply(task_pk: int, remote: RemoteTask) -> None:
         task.submitted_at = timezone.now()
         if task.status == Status.SUBMITTING:
             task.status = Status.PENDING
-            task.raw_status = remote.raw_status
+            task.raw_status = remote.raw_status[: reconcile.RAW_STATUS_LENGTH]
             task.error = None
             fields += ["status", "raw_status", "error"]
         if task.status == Status.SUPERSEDED and not task.remote_id:

@@ -26,7 +26,7 @@ from .status import TERMINAL, Status, can_apply_remote
 logger = logging.getLogger("tapestry_media.reconcile")
 
 # Column sizes: a longer value from the API must not fail the update (PostgreSQL enforces them).
-_RAW_STATUS_LENGTH = Task._meta.get_field("raw_status").max_length or 40
+RAW_STATUS_LENGTH = Task._meta.get_field("raw_status").max_length or 40
 _OUTPUT_URL_LENGTH = Task._meta.get_field("output_url").max_length or 2000
 
 
@@ -131,7 +131,7 @@ def merge(task: Task, remote: RemoteTask) -> list[str]:
     if moves:
         assert remote.status is not None
         put("status", remote.status)
-        put("raw_status", remote.raw_status[:_RAW_STATUS_LENGTH])
+        put("raw_status", remote.raw_status[:RAW_STATUS_LENGTH])
         if remote.status == Status.PROCESSING or (
             remote.status in TERMINAL and not task.started_at
         ):
@@ -142,7 +142,7 @@ def merge(task: Task, remote: RemoteTask) -> list[str]:
         logger.warning(
             "unknown remote status %r for task %s kept as raw text", remote.raw_status, task.pk
         )
-        put("raw_status", remote.raw_status[:_RAW_STATUS_LENGTH])
+        put("raw_status", remote.raw_status[:RAW_STATUS_LENGTH])
     grows = remote.progress is not None and (task.progress or -1) < remote.progress
     if grows and (moves or remote.status in (None, Status.PENDING, Status.PROCESSING)):
         put("progress", remote.progress)

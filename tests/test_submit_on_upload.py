@@ -337,3 +337,23 @@ def test_resubmit_supersedes_and_creates_a_new_generation(django_capture_on_comm
     }
     assert sub.current_tasks().count() == 2
     assert enqueued_names() == ["submit_task", "submit_task"]
+
+
+def test_a_create_reply_with_an_overlong_raw_status_is_clipped_to_the_column(
+    django_capture_on_commit_callbacks,
+) -> None:
+    """PostgreSQL enforces ``raw_status``'s 40 characters: an API status longer than that must
+    not fail the submit job (it would be retried for ever)."""
+    from tapestry_media.remote import RemoteTask
+
+    def long_status(spec, remote_id) -> None:
+        DummyBackend.tasks[remote_id] = RemoteTask(
+            id=remote_id, status=None, raw_status="queued-" + "x" * 73, metadata=dict(spec.metadata)
+        )
+
+    DummyBackend.on_create = long_status
+    with django_capture_on_commit_callbacks(execute=True):
+        sub = upload()
+    run_jobs()
+    raw = set(sub.tasks.values_list("status", "raw_status"))
+    assert raw == {(Status.PENDING, ("queued-" + "x" * 73)[:40])}
