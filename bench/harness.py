@@ -37,6 +37,7 @@ SECRET = "bench-webhook-secret-not-for-production"
 MEDIA_ROOT = Path(os.environ.get("BENCH_MEDIA_ROOT", "/tmp/tapestry-bench-media"))
 WEBHOOK_PATH = "/tapestry/webhooks/ittybit/"
 BARE_PATH = "/bench/bare-webhook/"
+BARE_ATOMIC_PATH = "/bench/bare-webhook-atomic/"
 
 
 def environment(**extra: str) -> dict[str, str]:

@@ -1,12 +1,14 @@
 """Webhook throughput and latency: the app's endpoint against a bare Django view doing the same
-row writes (``bench/views.py``), both served by the same gunicorn on the same PostgreSQL.
+row writes (``bench/views.py``), both served by the same gunicorn on the same PostgreSQL. The
+bare view runs its writes in autocommit (three commits); a second baseline, ``bare-atomic``,
+runs them in one transaction (one commit, as the app's delivery does).
 
     python -m bench.webhooks [--rounds 5] [--requests 1000] [--concurrency 8]
 
 Each run delivers ``--requests`` first deliveries (a signed ``succeeded`` task object for a
 distinct pending task, so every one inserts an event, changes a task and its submission) from
 ``--concurrency`` keep-alive client threads. Runs alternate between the two URLs (the order
-flips every round) on fresh tasks; medians and spread over the rounds are reported.
+rotates every round) on fresh tasks; medians and spread over the rounds are reported.
 """
 
 from __future__ import annotations
@@ -56,11 +58,15 @@ def run(
     harness.reset_tables()
     app = Side("app", harness.WEBHOOK_PATH)
     bare = Side("bare", harness.BARE_PATH)
+    atomic = Side("bare-atomic", harness.BARE_ATOMIC_PATH)
+    sides = [app, bare, atomic]
     with harness.gunicorn(workers=workers, threads=threads) as server:
-        for side in (app, bare):
+        for side in sides:
             deliver(server, side, warmup, concurrency, f"warm{side.name}")
         for round_ in range(rounds):
-            order = (app, bare) if round_ % 2 == 0 else (bare, app)
+            order = sides[round_ % 3 :] + sides[: round_ % 3]
+            if round_ % 2:
+                order.reverse()
             for side in order:
                 load, cpu = deliver(server, side, requests, concurrency, f"r{round_}{side.name}")
                 side.rates.append(load.rate)
@@ -68,16 +74,20 @@ def run(
                 side.p99.append(load.percentile(99) * 1000)
                 side.cpu.append(cpu / requests * 1000)
                 say(
-                    f"  webhooks round {round_ + 1} {side.name:<4} {load.rate:7.1f} req/s  "
+                    f"  webhooks round {round_ + 1} {side.name:<11} {load.rate:7.1f} req/s  "
                     f"p50 {side.p50[-1]:6.1f} ms  p99 {side.p99[-1]:6.1f} ms  "
                     f"server CPU {side.cpu[-1]:5.2f} ms/req"
                 )
     ratios = [a / b for a, b in zip(app.rates, bare.rates, strict=True)]
+    atomic_ratios = [a / b for a, b in zip(app.rates, atomic.rates, strict=True)]
     return {
         "app": app,
         "bare": bare,
+        "bare_atomic": atomic,
         "ratio": statistics.median(app.rates) / statistics.median(bare.rates),
         "round_ratios": ratios,
+        "atomic_ratio": statistics.median(app.rates) / statistics.median(atomic.rates),
+        "atomic_round_ratios": atomic_ratios,
         # Capacity ratio from CPU per request (bare / app): robust against other load.
         "cpu_ratio": statistics.median(bare.cpu) / statistics.median(app.cpu),
         "config": {
@@ -104,9 +114,10 @@ def main() -> None:
         rounds=args.rounds, requests=args.requests, concurrency=args.concurrency,
         workers=args.workers, threads=args.threads,
     )  # fmt: skip
-    for side in (result["app"], result["bare"]):
+    for side in (result["app"], result["bare"], result["bare_atomic"]):
         print(
-            f"{side.name:<5} {harness.spread(side.rates)} req/s   p50 {harness.spread(side.p50)} ms"
+            f"{side.name:<11} {harness.spread(side.rates)} req/s"
+            f"   p50 {harness.spread(side.p50)} ms"
             f"   p99 {harness.spread(side.p99)} ms"
             f"   CPU {harness.spread(side.cpu, '{:.2f}')} ms/req"
         )
@@ -114,6 +125,10 @@ def main() -> None:
         f"ratio app/bare (medians) {result['ratio']:.3f}; per round "
         f"{harness.spread(result['round_ratios'], '{:.3f}')}; "
         f"CPU-per-request ratio bare/app {result['cpu_ratio']:.3f}"
+    )
+    print(
+        f"ratio app/bare-atomic (medians) {result['atomic_ratio']:.3f}; per round "
+        f"{harness.spread(result['atomic_round_ratios'], '{:.3f}')}"
     )
 
 
