@@ -402,6 +402,34 @@ def test_processing_error_is_stored_answers_500_and_a_retry_applies_it(
     assert post(client, webhook).json()["status"] == "duplicate"
 
 
+class Crash(BaseException):
+    """A process dying mid-request: nothing in the app may catch it (no error is stored)."""
+
+
+def test_a_crash_inside_a_delivery_leaves_nothing_and_the_retry_applies(
+    client, video, monkeypatch
+) -> None:
+    real_refresh = aggregate.refresh
+    crash = {"armed": True}
+
+    def dies(*args: Any, **kwargs: Any) -> Any:
+        if crash.pop("armed", False):
+            raise Crash  # after the event INSERT and the task UPDATE
+        return real_refresh(*args, **kwargs)
+
+    monkeypatch.setattr(aggregate, "refresh", dies)
+    webhook = build_webhook(video, "succeeded")
+    with pytest.raises(Crash):
+        post(client, webhook)
+    assert not WebhookEvent.objects.exists()
+    assert Task.objects.get(pk=video.pk).status == Status.PENDING
+
+    retry = post(client, webhook)  # no 2xx was sent, so the API delivers it again
+    assert retry.json()["status"] == "applied"
+    assert Task.objects.get(pk=video.pk).status == Status.SUCCEEDED
+    assert WebhookEvent.objects.get().delivery_count == 1
+
+
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [
