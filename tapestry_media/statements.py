@@ -6,12 +6,12 @@ than the database needs to run it (docs/performance.md). On PostgreSQL and SQLit
 later, for ``RETURNING``) these functions run plain SQL built from the models' own table and
 column names, with the fields' own conversions (``get_db_prep_save`` on the way in, the
 database converters on the way out). On any other database they make the equivalent ORM call.
-``tests/test_statements.py`` runs the webhook tests both ways.
+The test suite runs the webhook, reconcile and aggregate tests both ways (tests/conftest.py);
+``tests/test_statements.py`` compares the two column by column.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,8 +26,8 @@ from django.utils import timezone
 
 from .models import Submission, Task, WebhookEvent
 
-#: Whether plain SQL is used; ``None`` decides by the database. Tests set it to compare both.
-FORCE_SQL: bool | None = None
+#: Take the ORM path on every database (the tests set it to compare both paths).
+FORCE_ORM = False
 
 #: The event columns :func:`insert_event` writes, besides the matched task.
 EVENT_COLUMNS = (
@@ -77,11 +77,14 @@ def connection_for(model: type[Any]) -> BaseDatabaseWrapper:
 
 
 def uses_sql(connection: BaseDatabaseWrapper) -> bool:
-    if FORCE_SQL is not None:
-        return FORCE_SQL
+    if FORCE_ORM:
+        return False
     if connection.vendor == "postgresql":
         return True
-    return connection.vendor == "sqlite" and sqlite3.sqlite_version_info >= (3, 35)
+    if connection.vendor == "sqlite":  # RETURNING needs SQLite 3.35 (Django 5.2 allows 3.31)
+        version: tuple[int, ...] = connection.Database.sqlite_version_info  # type: ignore[attr-defined]
+        return version >= (3, 35)
+    return False
 
 
 def _sql(connection: BaseDatabaseWrapper) -> _Compiled | None:

@@ -112,7 +112,7 @@ def statement_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     from tapestry_media import statements
 
     path: str = getattr(request, "param", "sql")
-    monkeypatch.setattr(statements, "FORCE_SQL", None if path == "sql" else False)
+    monkeypatch.setattr(statements, "FORCE_ORM", path == "orm")
     return path
 
 
