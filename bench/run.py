@@ -2,7 +2,8 @@
 
     python -m bench.run [--quick] [--only webhooks,queries,...] [--json results.json]
 
-Parts: ``webhooks`` (throughput and latency vs the bare view), ``queries`` (per webhook, per
+Parts: ``webhooks`` (throughput and latency vs the bare view), ``inprocess`` (the webhook
+path's cost without an HTTP server), ``queries`` (per webhook, per
 upload save), ``submit`` (tasks/s with 1 and 2 workers), ``local`` (local engine vs plain
 ffmpeg), ``storm`` (2,000 deliveries), ``scenarios`` (chaos, cloud and local), ``fuzz``
 (hypothesis, thousands of examples, on PostgreSQL). Everything runs on the PostgreSQL database
@@ -22,7 +23,7 @@ from typing import Any
 
 from . import harness
 
-PARTS = ("webhooks", "queries", "submit", "local", "storm", "scenarios", "fuzz")
+PARTS = ("webhooks", "inprocess", "queries", "submit", "local", "storm", "scenarios", "fuzz")
 
 
 def median(values: list[float]) -> float:
@@ -86,6 +87,21 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                 "webhook throughput ratio app/bare in one transaction",
                 f"{w['atomic_ratio']:.2f} (per round "
                 f"{harness.spread(w['atomic_round_ratios'], '{:.2f}')})",
+                "",
+            )
+        )
+    if "inprocess" in results:
+        ip = results["inprocess"]
+        cells = []
+        for name, runs in ip["results"].items():
+            wall = harness.spread([w for w, _ in runs], "{:.2f}")
+            cpu = harness.spread([c for _, c in runs], "{:.2f}")
+            cells.append(f"{name} {wall} ms (CPU {cpu} ms)")
+        rows.append(
+            (
+                "webhook cost per first delivery, in-process",
+                "; ".join(cells) + f"; throughput ratio app/bare {ip['ratio']:.2f}, "
+                f"app/bare-atomic {ip['atomic_ratio']:.2f}",
                 "",
             )
         )
@@ -225,6 +241,13 @@ def main() -> None:
         print("== webhooks: app endpoint vs bare view, same gunicorn, same PostgreSQL", flush=True)
         results["webhooks"] = webhooks.run(
             rounds=2 if quick else 7, requests=300 if quick else 1500, concurrency=8
+        )
+    if "inprocess" in parts:
+        from . import inprocess
+
+        print("== webhook cost in-process (test client, no HTTP server)", flush=True)
+        results["inprocess"] = inprocess.run(
+            requests=100 if quick else 300, rounds=2 if quick else 5
         )
     if "queries" in parts:
         from . import queries
