@@ -80,6 +80,13 @@ def ensure_database(url: str = DATABASE_URL) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def prepare() -> None:
+    """What every bench command does first: the database, this process's Django, the schema."""
+    ensure_database()
+    setup_django()
+    migrate()
+
+
 def migrate() -> None:
     from django.core.management import call_command
 

@@ -68,9 +68,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    harness.ensure_database()
-    harness.setup_django()
-    harness.migrate()
+    harness.prepare()
     out = run(requests=args.requests, rounds=args.rounds)
     for name, rows in out["results"].items():
         walls = [w for w, _ in rows]

@@ -91,9 +91,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    harness.ensure_database()
-    harness.setup_django()
-    harness.migrate()
+    harness.prepare()
     result = run(seconds=args.seconds, runs=args.runs)
     for name, values in result["times"].items():
         print(f"{name:<7} {harness.spread(values, '{:.2f}')} s")

@@ -160,9 +160,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("-v", "--verbose", action="store_true", help="print the SQL")
     args = parser.parse_args()
-    harness.ensure_database()
-    harness.setup_django()
-    harness.migrate()
+    harness.prepare()
     result = run(saves=args.saves, rounds=args.rounds)
     for label, (n, sql) in result["webhooks"].items():
         print(f"{n:3d} queries  {label}")

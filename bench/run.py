@@ -227,9 +227,7 @@ def main() -> None:
         parser.error(f"unknown parts {sorted(unknown)}")
     quick = args.quick
 
-    harness.ensure_database()
-    harness.setup_django()
-    harness.migrate()
+    harness.prepare()
     machine = harness.machine()
     print("machine: " + "; ".join(f"{k} {v}" for k, v in machine.items()), flush=True)
     results: dict[str, Any] = {}

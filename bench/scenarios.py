@@ -356,9 +356,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.3)
     parser.add_argument("--local-jobs", type=int, default=6)
     args = parser.parse_args()
-    harness.ensure_database()
-    harness.setup_django()
-    harness.migrate()
+    harness.prepare()
     failed = False
     for name, result in (
         ("cloud", cloud(submissions=args.submissions, rate=args.rate)),

@@ -100,9 +100,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    harness.ensure_database()
-    harness.setup_django()
-    harness.migrate()
+    harness.prepare()
     result = run(tasks=args.tasks, copies=args.copies, concurrency=args.concurrency, seed=args.seed)
     load = result["load"]
     print(

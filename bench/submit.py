@@ -89,9 +89,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--latency", type=float, default=0.0)
     args = parser.parse_args()
-    harness.ensure_database()
-    harness.setup_django()
-    harness.migrate()
+    harness.prepare()
     rates = run(
         tasks=args.tasks, rounds=args.rounds, worker_counts=tuple(args.workers),
         latency=args.latency,

@@ -107,9 +107,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     args = parser.parse_args()
-    harness.ensure_database()
-    harness.setup_django()
-    harness.migrate()
+    harness.prepare()
     result = run(
         rounds=args.rounds, requests=args.requests, concurrency=args.concurrency,
         workers=args.workers, threads=args.threads,
