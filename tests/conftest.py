@@ -65,6 +65,16 @@ def no_network(monkeypatch) -> None:
     monkeypatch.setattr(socket, "create_connection", lambda *a, **k: guarded(socket.socket(), a[0]))
 
 
+@pytest.fixture
+def fresh_throttles() -> Iterator[None]:
+    """An empty cache around the test: the API's throttles count requests there."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 def video_upload(
     name: str = "clip.mp4", data: bytes = b"\x00\x00\x00\x18ftypmp42"
 ) -> SimpleUploadedFile:

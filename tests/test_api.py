@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -19,7 +17,7 @@ from tapestry_media.testing.jobs import enqueued_names
 
 from .conftest import video_upload
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_network")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_network", "fresh_throttles")]
 
 SUBMISSIONS = reverse("tapestry_media:submission-list")
 TASKS = reverse("tapestry_media:task-list")
@@ -31,13 +29,6 @@ def submission_url(public_id: str) -> str:
 
 def task_url(task: Task) -> str:
     return reverse("tapestry_media:task-detail", args=[task.uuid])
-
-
-@pytest.fixture(autouse=True)
-def _fresh_throttles() -> Iterator[None]:
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from django.core.cache import cache
 from django.urls import reverse
 from rest_framework.request import Request
 from rest_framework.test import APIClient, APIRequestFactory
@@ -15,7 +12,7 @@ from tapestry_media.models import Submission, Task
 
 from .conftest import video_upload
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_network")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_network", "fresh_throttles")]
 
 SUBMISSIONS = reverse("tapestry_media:submission-list")
 TASKS = reverse("tapestry_media:task-list")
@@ -40,13 +37,6 @@ HOSTILE = {
     "EXCEPTION_HANDLER": "tests.test_api_policy.hostile_handler",
     "DATETIME_FORMAT": "%d/%m/%Y",
 }
-
-
-@pytest.fixture(autouse=True)
-def _fresh_throttles() -> Iterator[None]:
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture
