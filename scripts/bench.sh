@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark command (`make bench`): sets everything up on a fresh machine like
 # scripts/test.sh does, then runs every benchmark and large-N scenario and prints one table.
-#   scripts/bench.sh [--quick] [--only webhooks,queries,submit,local,storm,scenarios,fuzz]
+#   scripts/bench.sh [--quick] [--only webhooks,inprocess,queries,submit,local,storm,scenarios,fuzz]
 # Needs PostgreSQL (started if down); uses its own database, tapestry_bench (created if
 # missing; BENCH_DATABASE_URL to change it). Takes about 5 minutes on a 2-core machine; --quick about 40 s.
 set -euo pipefail
