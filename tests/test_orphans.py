@@ -37,12 +37,13 @@ def keys(count: int) -> dict[str, str]:
 
 
 def test_refused_upload_request_leaves_no_file(user) -> None:
-    """28 client keys pass the contract's 32 but not once the server adds its five: refused
-    before the file is stored. Positive control: 27 keys are accepted and stored."""
+    """30 client keys pass the contract's 32 but not once the server adds its keys (33 for a
+    video's tasks): refused before the file is stored. Positive control: 27 keys (the client
+    limit) are accepted and stored."""
     api = APIClient()
     api.force_authenticate(user)
     response = api.post(
-        SUBMISSIONS, {"file": video_upload(), "metadata": json.dumps(keys(28))}, format="multipart"
+        SUBMISSIONS, {"file": video_upload(), "metadata": json.dumps(keys(30))}, format="multipart"
     )
     assert response.status_code == 400, response.json()
     assert "metadata" in response.json()["error"]["message"]
