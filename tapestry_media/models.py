@@ -109,7 +109,8 @@ class Submission(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         """One transaction for the row and its tasks (the receivers write both), also when the
         caller has none: a crash between them must not leave an upload without tasks. No
-        savepoint inside a caller's transaction, so that path costs no extra statement."""
+        savepoint inside a caller's transaction, so that path costs no extra statement. A save
+        that raises after storing a new file deletes it: no committed row can point to it."""
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
         upload: Any = (
             self.file if self.file and not getattr(self.file, "_committed", True) else None
