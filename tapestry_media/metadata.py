@@ -37,12 +37,19 @@ class MetadataError(ValidationError):
         return str(self.messages[0])
 
 
-def validate_metadata(metadata: Mapping[str, Any]) -> dict[str, str]:
-    """Check the contract's limits: ≤32 keys of ``[A-Za-z0-9_]{1,32}``, string values ≤2048."""
+KEY_PATTERN = _KEY.pattern
+
+
+def validate_metadata(metadata: Mapping[str, Any], *, max_keys: int = MAX_KEYS) -> dict[str, str]:
+    """Check the contract's limits: ≤32 keys of ``[A-Za-z0-9_]{1,32}``, string values ≤2048.
+    ``max_keys`` is lower for a client's metadata (see ``client_key_limit``)."""
     if not isinstance(metadata, Mapping):
         raise MetadataError("metadata must be an object of string keys to string values.")
-    if len(metadata) > MAX_KEYS:
-        raise MetadataError(f"metadata has {len(metadata)} keys; at most {MAX_KEYS} are allowed.")
+    if len(metadata) > max_keys:
+        room = "" if max_keys == MAX_KEYS else f" ({MAX_KEYS} less the keys the server adds)"
+        raise MetadataError(
+            f"metadata has {len(metadata)} keys; at most {max_keys} are allowed{room}."
+        )
     for key, value in metadata.items():
         if not isinstance(key, str) or not _KEY.match(key):
             raise MetadataError(
@@ -56,12 +63,27 @@ def validate_metadata(metadata: Mapping[str, Any]) -> dict[str, str]:
                 f"({value!r}); send it as text, e.g. {str(value)!r}.",
                 key=key,
             )
+        if "\x00" in value:  # PostgreSQL's jsonb cannot store it
+            raise MetadataError(f"metadata[{key!r}] contains a NUL character.", key=key)
         if len(value) > MAX_VALUE_LENGTH:
             raise MetadataError(
                 f"metadata[{key!r}] is {len(value)} characters; at most {MAX_VALUE_LENGTH}.",
                 key=key,
             )
     return dict(metadata)
+
+
+def client_key_limit() -> int:
+    """How many keys a client's metadata may have: ``MAX_KEYS`` less every key the server may
+    add to a task of an upload (its own keys, ``DEFAULT_METADATA``, campaign and source, the
+    pipeline's step metadata). Metadata within it cannot break the limit once merged, so a
+    request is refused before its file is stored; the OpenAPI document publishes the number."""
+    config = get_settings()
+    added = {*reserved_keys(for_submission=True), *config.DEFAULT_METADATA, "campaign", "source"}
+    for steps in config.PIPELINE.values():
+        for step in steps:
+            added.update(step.get("metadata", {}))
+    return max(0, MAX_KEYS - len(added))
 
 
 def reserved_keys(*, for_submission: bool) -> tuple[str, ...]:

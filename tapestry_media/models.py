@@ -8,6 +8,7 @@ until the host deletes them. Deleting a Task keeps its WebhookEvents (``task`` s
 
 from __future__ import annotations
 
+import logging
 import secrets
 import uuid
 from typing import Any
@@ -19,13 +20,18 @@ from django.utils.translation import gettext_lazy as _
 
 from .status import TERMINAL, Status
 
+logger = logging.getLogger("tapestry_media.models")
+
 
 def new_submission_id() -> str:
     return f"sub_{secrets.token_hex(8)}"
 
 
+UPLOAD_PREFIX = "tapestry_media/uploads"
+
+
 def upload_to(instance: Submission, filename: str) -> str:
-    return f"tapestry_media/uploads/{instance.public_id}/{filename}"
+    return f"{UPLOAD_PREFIX}/{instance.public_id}/{filename}"
 
 
 class MediaKind(models.TextChoices):
@@ -103,10 +109,30 @@ class Submission(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         """One transaction for the row and its tasks (the receivers write both), also when the
         caller has none: a crash between them must not leave an upload without tasks. No
-        savepoint inside a caller's transaction, so that path costs no extra statement."""
+        savepoint inside a caller's transaction, so that path costs no extra statement. A save
+        that raises after storing a new file deletes it: no committed row can point to it."""
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
-        with transaction.atomic(using=using, savepoint=False):
-            super().save(*args, **kwargs)
+        upload: Any = (
+            self.file if self.file and not getattr(self.file, "_committed", True) else None
+        )
+        unsaved_name = upload.name if upload is not None else ""
+        try:
+            with transaction.atomic(using=using, savepoint=False):
+                super().save(*args, **kwargs)
+        except BaseException:
+            if upload is not None and upload._committed:
+                self._unstore(upload, unsaved_name)
+            raise
+
+    def _unstore(self, upload: Any, unsaved_name: str) -> None:
+        """The save that stored ``upload`` failed, so no row points to it: delete the file and
+        put the unsaved upload back, so that a retry stores it again."""
+        try:
+            upload.storage.delete(upload.name)
+        except Exception:
+            logger.exception("could not delete %s after a failed save", upload.name)
+        upload.name, upload._committed = unsaved_name, False
+        self.file = upload
 
     def clean(self) -> None:
         from django.core.exceptions import ValidationError

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import mimetypes
 import os
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -56,11 +57,7 @@ def create_tasks_for_upload(submission: Submission) -> list[Task]:
             "no pipeline for %s (media kind %r)", submission.public_id, submission.media_kind
         )
         return []
-    layers = [
-        get_settings().DEFAULT_METADATA,
-        md.submission_metadata(submission),
-        _user_metadata(submission),
-    ]
+    layers = _upload_layers(submission)
     owned = md.server_owned(submission)
     tasks = []
     for index, step in enumerate(steps):
@@ -81,6 +78,30 @@ def create_tasks_for_upload(submission: Submission) -> list[Task]:
     for task in tasks:
         enqueue_after_commit(task)
     return tasks
+
+
+def check_upload_metadata(submission: Submission) -> None:
+    """Build the metadata of every step the upload will get, as ``create_tasks_for_upload``
+    does, and raise ``MetadataError`` if one breaks the limits: called before the file is
+    stored, so a refused upload leaves nothing behind. (A ``task_pre_submit`` receiver can still
+    add keys later; then the failed save deletes the file, see ``Submission.save``.)"""
+    layers = _upload_layers(submission)
+    owned = md.server_owned(submission)
+    for step in get_settings().PIPELINE.get(submission.media_kind, []):
+        md.build(
+            layers=[*layers, step.get("metadata", {})],
+            owned=owned,
+            correlation=str(uuid.UUID(int=0)),  # its length is that of every Task's uuid
+            for_submission=True,
+        )
+
+
+def _upload_layers(submission: Submission) -> list[Mapping[str, str]]:
+    return [
+        get_settings().DEFAULT_METADATA,
+        md.submission_metadata(submission),
+        _user_metadata(submission),
+    ]
 
 
 def _user_metadata(submission: Submission) -> dict[str, str]:

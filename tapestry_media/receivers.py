@@ -65,6 +65,7 @@ def prepare_upload(sender: type[Submission], instance: Submission, **kwargs: Any
         instance.content_type = getattr(upload, "content_type", "") or instance.content_type
     if not instance.media_kind:
         instance.media_kind = pipeline.detect_media_kind(current, instance.content_type)
+    pipeline.check_upload_metadata(instance)  # before the file field's pre_save stores the file
 
 
 def submit_upload(sender: type[Submission], instance: Submission, **kwargs: Any) -> None:

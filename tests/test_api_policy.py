@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.urls import reverse
 from rest_framework.request import Request
@@ -140,10 +142,83 @@ def test_openapi_schema(client) -> None:
     assert list(create) == ["multipart/form-data"]
     body = schema["components"]["schemas"]["SubmissionCreate"]["properties"]
     assert body["file"]["format"] == "binary"
-    assert body["metadata"]["additionalProperties"] == {"type": "string"}
+    assert body["metadata"]["additionalProperties"] is False
+    assert body["metadata"]["patternProperties"] == {
+        "^[A-Za-z0-9_]{1,32}$": {"type": "string", "maxLength": 2048, "pattern": "^[^\\x00]*$"}
+    }
     task_create = schema["components"]["schemas"]["TaskCreate"]
     assert set(task_create["required"]) == {"input", "kind"}
     params = {p["name"] for p in paths["/tapestry/api/tasks/"]["get"]["parameters"]}
     assert {"status", "kind", "metadata", "submission", "cursor", "limit"} <= params
     assert "Error" in schema["components"]["schemas"]
     assert paths["/tapestry/api/tasks/{uuid}/"]["get"]["responses"]["404"]
+
+
+def test_schema_states_the_limits_the_server_applies(client, settings) -> None:
+    settings.TAPESTRY_MEDIA = {**settings.TAPESTRY_MEDIA, "DEFAULT_METADATA": {"tenant": "t1"}}
+    schema = client.get(SCHEMA).json()
+    components = schema["components"]["schemas"]
+    # 32 less submission_id, user_id, the correlation key, campaign, source and tenant
+    assert components["SubmissionCreate"]["properties"]["metadata"]["maxProperties"] == 26
+    assert components["TaskCreate"]["properties"]["metadata"]["maxProperties"] == 26
+    task = components["Task"]["properties"]
+    assert task["attempts"]["type"] == "array"
+    assert {"type": "string", "maxLength": 0} in task["output_url"]["anyOf"]
+    assert {"type": "string", "maxLength": 0} in components["Submission"]["properties"]["file_url"][
+        "anyOf"
+    ]
+    get_task = schema["paths"]["/tapestry/api/tasks/{uuid}/"]["get"]
+    assert get_task["parameters"][0]["schema"] == {"type": "string", "format": "uuid"}
+    assert "Retry-After" in get_task["responses"]["429"]["headers"]
+    limit = next(
+        p
+        for p in schema["paths"]["/tapestry/api/tasks/"]["get"]["parameters"]
+        if p["name"] == "limit"
+    )
+    assert limit["schema"] == {"type": "integer", "minimum": 1, "maximum": 100}
+
+
+@pytest.mark.parametrize("path", ["tasks/not-a-uuid/", "nothing/here/", "tasks"])
+def test_unknown_api_paths_are_json_404s(client, path) -> None:
+    response = client.get(SUBMISSIONS.removesuffix("submissions/") + path)
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"error": {"kind": "not_found", "message": "Not found."}}
+    # positive control: outside the API the host's own 404 page answers
+    assert client.get("/elsewhere/").headers["Content-Type"].startswith("text/html")
+
+
+def test_metadata_over_the_client_limit_is_refused(user) -> None:
+    client = APIClient()
+    client.force_authenticate(user)
+    limit = 32 - 5  # submission_id, user_id, the correlation key, campaign, source
+    for count, expected in ((limit, 201), (limit + 1, 400)):
+        meta = {f"k{i}": "v" for i in range(count)}
+        response = client.post(
+            SUBMISSIONS, {"file": video_upload(), "metadata": json.dumps(meta)}, format="multipart"
+        )
+        assert response.status_code == expected, response.json()
+    assert "at most 27 are allowed" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("value", ["0", "101", "x", "-1", "\u0661"])
+def test_bad_limit_is_a_400(user, value) -> None:
+    client = APIClient()
+    client.force_authenticate(user)
+    response = client.get(TASKS, {"limit": value})
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "limit": ["must be a whole number from 1 to 100."]
+    }
+    assert client.get(TASKS, {"limit": "100"}).status_code == 200
+
+
+def test_nul_in_a_query_or_metadata_value_is_a_400(user) -> None:
+    client = APIClient()
+    client.force_authenticate(user)
+    assert client.get(TASKS, {"kind": "a\x00b"}).status_code == 400
+    assert client.get(TASKS, {"kind": "ab"}).status_code == 200
+    body = {"input": "x", "kind": "video", "metadata": {"a": "\x00"}}
+    response = client.post(TASKS, body, format="json")
+    assert response.status_code == 400
+    assert "NUL" in response.json()["error"]["message"]

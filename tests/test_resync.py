@@ -258,7 +258,7 @@ def test_prune_deletes_old_processed_events_only() -> None:
 
 
 def test_prune_needs_older_than() -> None:
-    with pytest.raises(CommandError, match="older-than"):
+    with pytest.raises(CommandError, match=r"--older-than DURATION .*--orphans"):
         command("prune")
 
 

@@ -4,6 +4,7 @@ bodies, and the shared error body. ``GET …/api/schema/`` serves it as JSON."""
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 
@@ -13,8 +14,13 @@ from rest_framework.request import Request
 from rest_framework.schemas.openapi import AutoSchema, SchemaGenerator
 
 from .. import __version__
+from .. import metadata as md
 
 _PATH_VARIABLE = re.compile(r"{(\w+)}")
+#: DRF's CharField refuses NUL characters (and blank values unless ``allow_blank``, after
+#: trimming whitespace): the schema says so, or a generated "valid" string gets a 400.
+NO_NUL = "^[^\\x00]*$"
+NOT_BLANK = "^[^\\x00]*[^\\s\\x00][^\\x00]*$"
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -41,7 +47,22 @@ ERRORS = {
     "404": "No such record among yours",
     "429": "Too many requests; retry after the Retry-After header",
 }
-STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+RETRY_AFTER = {
+    "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer", "minimum": 0}}
+}
+
+
+def metadata_schema(max_keys: int) -> dict[str, Any]:
+    """Metadata as the server checks it (``metadata.validate_metadata``). ``patternProperties``
+    is JSON Schema (draft 4), which OpenAPI 3.0 tools read; 3.0 has no ``propertyNames``."""
+    return {
+        "type": "object",
+        "maxProperties": max_keys,
+        "patternProperties": {
+            md.KEY_PATTERN: {"type": "string", "maxLength": md.MAX_VALUE_LENGTH, "pattern": NO_NUL}
+        },
+        "additionalProperties": False,
+    }
 
 
 class TapestrySchema(AutoSchema):
@@ -54,8 +75,14 @@ class TapestrySchema(AutoSchema):
         return ids.get(method.upper()) or super().get_operation_id(path, method)
 
     def get_path_parameters(self, path: str, method: str) -> list[dict[str, Any]]:
+        declared: dict[str, Any] = getattr(self.view, "path_parameter_schemas", {})
         return [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": declared.get(name, {"type": "string"}),
+            }
             for name in _PATH_VARIABLE.findall(path)
         ]
 
@@ -88,6 +115,8 @@ class TapestrySchema(AutoSchema):
         only = getattr(self.view, "request_media_types_by_method", {}).get(method)
         if body and only:
             body["content"] = {ct: s for ct, s in body["content"].items() if ct in only}
+        if body:
+            body["required"] = True  # every POST body has a required field
         return body
 
     def get_responses(self, path: str, method: str) -> dict[str, Any]:
@@ -102,20 +131,30 @@ class TapestrySchema(AutoSchema):
                 "description": description,
                 "content": {"application/json": {"schema": ref}},
             }
+        responses["429"]["headers"] = RETRY_AFTER
+        links: dict[str, dict[str, Any]] = getattr(self.view, "response_links", {})
+        for code, named in links.items():
+            if code in responses:
+                responses[code]["links"] = named
         return responses
 
     def map_field(self, field: Any) -> dict[str, Any]:
-        declared = getattr(field.parent, "method_field_schemas", {})
-        if isinstance(field, serializers.SerializerMethodField) and field.field_name in declared:
-            schema: dict[str, Any] = declared[field.field_name]
-            return schema
+        """``field_schemas`` (any field, e.g. JSON ones) and ``method_field_schemas`` of the
+        serializer win; DRF's mapping gets the NUL and blank rules of ``CharField``."""
+        declared = getattr(field.parent, "field_schemas", {})
+        if isinstance(field, serializers.SerializerMethodField):
+            declared = getattr(field.parent, "method_field_schemas", {})
+        if field.field_name in declared:
+            return copy.deepcopy(dict(declared[field.field_name]))
         from .serializers import MetadataField
 
         if isinstance(field, MetadataField):
-            return dict(STRING_MAP)
+            return metadata_schema(md.client_key_limit())
         if isinstance(field, serializers.JSONField):
             return {"type": "object"}
         mapped: dict[str, Any] = super().map_field(field)
+        if isinstance(field, serializers.CharField) and not field.read_only:
+            mapped["pattern"] = NO_NUL if field.allow_blank else NOT_BLANK
         return mapped
 
 

@@ -19,10 +19,36 @@ from .outputs import output_src
 from .uploads import check_upload
 
 _BRACKET = re.compile(r"^metadata\[([^\[\]]*)\]$")
-_STEP = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+_STEP = re.compile(r"^(?:[a-z][a-z0-9_-]{0,39})?$")  # blank: the kind names the step
 _KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 ISO = "iso-8601"
 URL = {"type": "string", "format": "uri"}
+#: "" until there is one (a step not finished yet, a submission without a file)
+URL_OR_EMPTY = {"anyOf": [URL, {"type": "string", "maxLength": 0}]}
+STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+TASK_JSON_SCHEMAS: dict[str, Any] = {
+    "options": {"type": "object"},
+    "metadata": STRING_MAP,
+    "output": {
+        "anyOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}],
+        "nullable": True,
+    },
+    "error": {"type": "object", "nullable": True},
+    "attempts": {
+        "type": "array",
+        "description": "Earlier attempts, oldest first.",
+        "items": {
+            "type": "object",
+            "properties": {
+                "attempt": {"type": "integer"},
+                "remote_id": {"type": "string", "nullable": True},
+                "status": {"type": "string"},
+                "error": {"type": "object", "nullable": True},
+                "ended_at": {"type": "string", "format": "date-time"},
+            },
+        },
+    },
+}
 
 
 def server_owned_keys() -> tuple[str, ...]:
@@ -70,7 +96,7 @@ class MetadataField(serializers.Field[dict[str, str], Any, Any, Any]):
             merged.update(value)
         merged.update(pairs)
         try:
-            clean = md.validate_metadata(merged)
+            clean = md.validate_metadata(merged, max_keys=md.client_key_limit())
         except md.MetadataError as exc:
             raise serializers.ValidationError(str(exc), code="invalid_metadata") from exc
         for key in server_owned_keys():
@@ -103,7 +129,8 @@ class TaskSummarySerializer(PinnedModelSerializer):
     step = serializers.CharField(source="name", read_only=True)
     output_url = serializers.SerializerMethodField()
 
-    method_field_schemas: dict[str, Any] = {"output_url": URL}
+    method_field_schemas: dict[str, Any] = {"output_url": URL_OR_EMPTY}
+    field_schemas = TASK_JSON_SCHEMAS
 
     class Meta:
         model = Task
@@ -128,7 +155,7 @@ class TaskSerializer(TaskSummarySerializer):
     submission = serializers.SerializerMethodField()
 
     method_field_schemas = {
-        "output_url": URL,
+        "output_url": URL_OR_EMPTY,
         "submission": {"type": "string", "nullable": True, "example": "sub_5f0c2a9e1b7d4c3a"},
     }
 
@@ -175,7 +202,7 @@ class SubmissionSerializer(PinnedModelSerializer):
 
     method_field_schemas = {
         "user_id": {"type": "string", "nullable": True, "example": "usr_42"},
-        "file_url": URL,
+        "file_url": URL_OR_EMPTY,
         "tasks": {"type": "array", "items": {"$ref": "#/components/schemas/TaskSummary"}},
         "outputs": {
             "type": "object",
@@ -183,6 +210,7 @@ class SubmissionSerializer(PinnedModelSerializer):
             "example": {"video": "https://…/video.mp4", "poster": "https://…/poster.jpg"},
         },
     }
+    field_schemas = {"metadata": STRING_MAP}
 
     class Meta:
         model = Submission
@@ -232,7 +260,11 @@ class SubmissionSerializer(PinnedModelSerializer):
 
 
 class SubmissionCreateSerializer(serializers.Serializer[Any]):
-    file = serializers.FileField(allow_empty_file=False, use_url=False)
+    file = serializers.FileField(
+        allow_empty_file=False,
+        use_url=False,
+        help_text="The media file; its name's extension must be an allowed one (mp4, png, …).",
+    )
     title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     campaign = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     # A declared field, popped by the metaclass: not ``Field.source``.
@@ -262,7 +294,10 @@ class SubmissionCreateSerializer(serializers.Serializer[Any]):
 class TaskCreateSerializer(serializers.Serializer[Any]):
     """Like Ittybit's ``POST /tasks``: ``input``, ``kind``, ``options``, ``metadata``."""
 
-    input = serializers.CharField(max_length=2000)
+    input = serializers.CharField(
+        max_length=2000,
+        help_text="One of your submissions: its id (sub_…) or its stored file name.",
+    )
     kind = serializers.RegexField(_KIND, max_length=40)
     options = serializers.JSONField(required=False, default=dict)
     metadata = MetadataField(required=False, default=dict)

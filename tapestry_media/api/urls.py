@@ -1,6 +1,6 @@
 """The submissions/tasks API, included by ``tapestry_media.urls`` under ``api/``."""
 
-from django.urls import path
+from django.urls import path, re_path
 
 from . import views
 
@@ -18,4 +18,6 @@ data_urlpatterns = [
 urlpatterns = [
     *data_urlpatterns,
     path("schema/", views.SchemaView.as_view(), name="api-schema"),
+    # Last: every other path under the prefix gets the API's JSON 404.
+    re_path(r"", views.NotFound.as_view()),
 ]

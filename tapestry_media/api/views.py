@@ -14,7 +14,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import F, Prefetch, Q, QuerySet
-from rest_framework import generics, status
+from rest_framework import exceptions, generics, status
 from rest_framework.authentication import (
     BaseAuthentication,
     BasicAuthentication,
@@ -42,7 +42,7 @@ from ..status import Status
 from .errors import exception_handler
 from .pagination import NewestFirst
 from .permissions import IsOwnerOrStaff
-from .schema import TapestrySchema, schema_document
+from .schema import NO_NUL, TapestrySchema, metadata_schema, schema_document
 from .serializers import (
     SubmissionCreateSerializer,
     SubmissionSerializer,
@@ -52,6 +52,19 @@ from .serializers import (
 from .throttling import TapestryRateThrottle
 
 _METADATA_PARAM = re.compile(r"^metadata\[([^\[\]]*)\]$")
+TEXT_PARAM = {"type": "string", "pattern": NO_NUL}
+
+
+def status_parameter(enum: Any, description: str) -> dict[str, Any]:
+    """``?status=a,b``: a comma-separated list of ``enum``'s values."""
+    return {
+        "name": "status",
+        "in": "query",
+        "style": "form",
+        "explode": False,
+        "schema": {"type": "array", "items": {"type": "string", "enum": list(enum.values)}},
+        "description": description,
+    }
 
 
 class Policy(APIView):
@@ -72,6 +85,13 @@ class Policy(APIView):
 
     def get_exception_handler(self) -> Callable[..., Response | None]:
         return exception_handler
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        # A NUL reaches PostgreSQL as a 500 ("string literal cannot contain NUL characters").
+        for name, value in request.query_params.items():
+            if "\x00" in name or "\x00" in value:
+                raise ValidationError({name: "must not contain NUL characters."})
 
     def get_authenticate_header(self, request: Request) -> str:
         """401 with a Basic challenge for a client that sent Basic credentials; 403 for the
@@ -117,15 +137,22 @@ class SubmissionList(ListPolicy, generics.ListCreateAPIView[Submission]):
     serializer_class = SubmissionSerializer
     create_serializer_class = SubmissionCreateSerializer
     operation_ids = {"GET": "listSubmissions", "POST": "createSubmission"}
+    response_links = {
+        "201": {
+            "GetSubmission": {
+                "operationId": "getSubmission",
+                "parameters": {"public_id": "$response.body#/id"},
+            },
+            "CreateTaskFromSubmission": {
+                "operationId": "createTask",
+                "requestBody": {"input": "$response.body#/id"},
+            },
+        }
+    }
     request_media_types_by_method = {"POST": ("multipart/form-data",)}
     query_parameters = [
-        {
-            "name": "status",
-            "in": "query",
-            "schema": {"type": "string"},
-            "description": "Comma-separated: pending, processing, ready, partial, failed.",
-        },
-        {"name": "campaign", "in": "query", "schema": {"type": "string"}},
+        status_parameter(SubmissionStatus, "Comma-separated, e.g. ready,partial."),
+        {"name": "campaign", "in": "query", "schema": TEXT_PARAM},
     ]
 
     def get_queryset(self) -> QuerySet[Submission]:
@@ -177,19 +204,17 @@ class TaskList(ListPolicy, generics.ListCreateAPIView[Task]):
     serializer_class = TaskSerializer
     create_serializer_class = TaskCreateSerializer
     operation_ids = {"GET": "listTasks", "POST": "createTask"}
+    response_links = {
+        "201": {"GetTask": {"operationId": "getTask", "parameters": {"uuid": "$response.body#/id"}}}
+    }
     request_media_types_by_method = {"POST": ("application/json",)}
     query_parameters = [
-        {
-            "name": "status",
-            "in": "query",
-            "schema": {"type": "string"},
-            "description": "Comma-separated task statuses, e.g. failed,cancelled.",
-        },
-        {"name": "kind", "in": "query", "schema": {"type": "string"}},
+        status_parameter(Status, "Comma-separated task statuses, e.g. failed,cancelled."),
+        {"name": "kind", "in": "query", "schema": TEXT_PARAM},
         {
             "name": "submission",
             "in": "query",
-            "schema": {"type": "string"},
+            "schema": TEXT_PARAM,
             "description": "A submission id (sub_…).",
         },
         {
@@ -197,7 +222,7 @@ class TaskList(ListPolicy, generics.ListCreateAPIView[Task]):
             "in": "query",
             "style": "deepObject",
             "explode": True,
-            "schema": {"type": "object", "additionalProperties": {"type": "string"}},
+            "schema": metadata_schema(md.MAX_KEYS),
             "description": "Exact metadata matches: metadata[campaign]=summer-launch.",
         },
     ]
@@ -253,6 +278,7 @@ class TaskDetail(ListPolicy, generics.RetrieveAPIView[Task]):
     serializer_class = TaskSerializer
     operation_ids = {"GET": "getTask"}
     lookup_field = "uuid"
+    path_parameter_schemas = {"uuid": {"type": "string", "format": "uuid"}}
 
     def get_queryset(self) -> QuerySet[Task]:
         return Task.objects.for_user(self.request.user).select_related("submission")
@@ -268,6 +294,18 @@ class SchemaView(Policy):
 
     def get(self, request: Request) -> Response:
         return Response(schema_document(request))
+
+
+class NotFound(Policy):
+    """Any other path under the API's prefix: the API's JSON 404, not the site's HTML page."""
+
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+    throttle_classes = ()
+    schema = None
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        raise exceptions.NotFound()
 
 
 # --- helpers ----------------------------------------------------------------------------------

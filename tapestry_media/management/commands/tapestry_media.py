@@ -1,7 +1,7 @@
 """``manage.py tapestry_media resync|prune``: the polling fallback and event housekeeping.
 
     manage.py tapestry_media resync [--stale-after 15m] [--failed] [--ids 1 2 …] [--wait]
-    manage.py tapestry_media prune --older-than 30d [--dry-run]
+    manage.py tapestry_media prune [--older-than 30d] [--orphans] [--dry-run]
 
 Both are idempotent and safe to run from cron on several machines at once.
 """
@@ -17,7 +17,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from ... import resync
+from ... import orphans, resync
 from ...models import WebhookEvent
 
 _DURATION = re.compile(r"\s*(\d+)\s*([smhd])\s*", re.IGNORECASE)
@@ -70,13 +70,21 @@ class Command(BaseCommand):
             help="Run the jobs in this process instead of enqueueing them.",
         )
 
-        prune = commands.add_parser("prune", help="Delete old processed webhook events.")
+        prune = commands.add_parser(
+            "prune", help="Delete old processed webhook events and/or orphan files."
+        )
         prune.add_argument(
             "--older-than",
             type=_duration_argument,
-            required=True,
+            default=None,
             metavar="DURATION",
             help="Delete events last received before this long ago (e.g. 30d).",
+        )
+        prune.add_argument(
+            "--orphans",
+            action="store_true",
+            help="Delete files under the app's upload and output prefixes that no row points "
+            "to and that are older than an hour.",
         )
         prune.add_argument(
             "--dry-run", action="store_true", help="Count what would be deleted, delete nothing."
@@ -112,6 +120,32 @@ class Command(BaseCommand):
         )
 
     def prune(self, options: dict[str, Any]) -> None:
+        if options["older_than"] is None and not options["orphans"]:
+            raise CommandError(
+                "prune needs --older-than DURATION (webhook events), --orphans (files), or both."
+            )
+        if options["orphans"]:
+            self.prune_orphans(dry_run=options["dry_run"])
+        if options["older_than"] is not None:
+            self.prune_events(options)
+
+    def prune_orphans(self, *, dry_run: bool) -> None:
+        found = orphans.find()
+        size = sum(orphan.size for orphan in found)
+        if dry_run:
+            for orphan in found:
+                self.stdout.write(f"would delete {orphan.name} ({orphan.size} bytes)")
+            self.stdout.write(
+                f"prune: {len(found)} orphan file(s) would be deleted, {size} bytes would be "
+                "freed (dry run)"
+            )
+            return
+        freed = orphans.remove(found)
+        self.stdout.write(
+            self.style.SUCCESS(f"prune: {len(found)} orphan file(s) deleted, {freed} bytes freed")
+        )
+
+    def prune_events(self, options: dict[str, Any]) -> None:
         cutoff = timezone.now() - options["older_than"]
         old = prunable(cutoff)
         if options["dry_run"]:
