@@ -96,6 +96,7 @@ def other_user(django_user_model):
 #: counts) is marked ``sql_statements`` and runs once, on the SQL path.
 BOTH_STATEMENT_PATHS = {
     "tests.test_aggregate",
+    "tests.test_local_signing",
     "tests.test_reconcile",
     "tests.test_signals",
     "tests.test_statements",
