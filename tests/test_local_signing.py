@@ -5,8 +5,10 @@ is scoped to the local backend: what it signs changes local tasks only, never a 
 from __future__ import annotations
 
 import json
+from unittest import mock
 
 import pytest
+from django.db import OperationalError
 
 from tapestry_media.backends.local_delivery import derived_secret
 from tapestry_media.models import Task, WebhookEvent
@@ -59,6 +61,7 @@ def test_derived_key_never_changes_a_cloud_task_named_by_remote_id(client) -> No
     assert response.json()["status"] == "unmatched"
     task.refresh_from_db()
     assert task.status == Status.PENDING
+    assert not WebhookEvent.objects.filter(task=task).exists()  # stored unmatched
     # Positive control: the same body, signed for a local task with that id, is applied.
     local = make_task("task_abc999")
     post(client, {"id": "task_abc999", "status": "succeeded"}, derived_secret())
@@ -78,6 +81,7 @@ def test_derived_key_with_a_local_id_never_changes_a_cloud_task_by_correlation(c
     assert response.json()["status"] == "unmatched"
     cloud.refresh_from_db()
     assert (cloud.status, cloud.remote_id) == (Status.PENDING, None)
+    assert not WebhookEvent.objects.filter(task=cloud).exists()
     # Positive control: a local task with that correlation key is applied.
     local = make_task("task_local_real")
     local.remote_id = None
@@ -139,3 +143,20 @@ def test_a_wrong_key_is_refused_for_a_local_payload(client) -> None:
     make_task("task_local_abc")
     response = post(client, {"id": "task_local_abc", "status": "succeeded"}, "guess")
     assert response.status_code == 401
+
+
+def test_a_repeat_of_a_failed_scoped_event_never_changes_a_cloud_task(client) -> None:
+    """The retry path looks the task up again (statements.lock_task): it keeps the scope."""
+    cloud = make_cloud_task("task_abc123")
+    local = make_task("task_local_abc")
+    down = OperationalError("database down")
+    for task in (cloud, local):
+        body = {"id": "evt_" + task.remote_id, "object": "event", "kind": "task.succeeded"}
+        body["data"] = {"id": task.remote_id, "status": "succeeded"}
+        with mock.patch("tapestry_media.webhooks.statements.insert_event", side_effect=down):
+            assert post(client, body, derived_secret()).status_code == 500
+        post(client, body, derived_secret())  # the repeat: processed again
+    cloud.refresh_from_db()
+    local.refresh_from_db()
+    assert cloud.status == Status.PENDING
+    assert local.status == Status.SUCCEEDED  # positive control
