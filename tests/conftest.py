@@ -97,7 +97,6 @@ def other_user(django_user_model):
 BOTH_STATEMENT_PATHS = {
     "tests.test_aggregate",
     "tests.test_local_signing",
-    "tests.test_local_signing",
     "tests.test_reconcile",
     "tests.test_signals",
     "tests.test_statements",
