@@ -43,10 +43,12 @@ class Outcome:
         return self.task is not None
 
 
-def apply(remote: RemoteTask, *, source: str, task_pk: int | None = None) -> Outcome:
+def apply(
+    remote: RemoteTask, *, source: str, task_pk: int | None = None, backend: str | None = None
+) -> Outcome:
     """Apply ``remote`` in its own short transaction (or the caller's)."""
     with transaction.atomic():
-        return apply_in_transaction(remote, source=source, task_pk=task_pk)
+        return apply_in_transaction(remote, source=source, task_pk=task_pk, backend=backend)
 
 
 def apply_in_transaction(

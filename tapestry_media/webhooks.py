@@ -224,11 +224,17 @@ def store_failure(row: Mapping[str, Any], message: str) -> int:
 
 
 def process(
-    event_pk: int, remote: RemoteTask, *, source: str, task_pk: int | None = None
+    event_pk: int,
+    remote: RemoteTask,
+    *,
+    source: str,
+    task_pk: int | None = None,
+    backend: str | None = None,
 ) -> reconcile.Outcome:
-    """Apply ``remote`` and mark event ``event_pk`` processed (with the matched task)."""
+    """Apply ``remote`` and mark event ``event_pk`` processed (with the matched task). Pass
+    the event's scope (:func:`scope_of` its dedup key) as ``backend``."""
     try:
-        outcome = reconcile.apply(remote, source=source, task_pk=task_pk)
+        outcome = reconcile.apply(remote, source=source, task_pk=task_pk, backend=backend)
     except Exception as exc:
         logger.exception("could not apply webhook event %s for %s", event_pk, remote.id)
         message = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR]
@@ -267,7 +273,7 @@ def apply_unmatched(task: Task) -> int:
             WebhookEvent.objects.filter(pk=event.pk).update(error=f"unparseable: {exc}")
             continue
         try:
-            outcome = process(event.pk, remote, source=event.source, task_pk=task.pk)
+            outcome = process(event.pk, remote, source=event.source, task_pk=task.pk, backend=scope)
         except ProcessingError:
             continue
         applied += int(outcome.changed)

@@ -10,6 +10,7 @@ from unittest import mock
 import pytest
 from django.db import OperationalError
 
+from tapestry_media.admin import reprocess
 from tapestry_media.backends.local_delivery import derived_secret
 from tapestry_media.models import Task, WebhookEvent
 from tapestry_media.signatures import sign_ittybit
@@ -156,6 +157,22 @@ def test_a_repeat_of_a_failed_scoped_event_never_changes_a_cloud_task(client) ->
         with mock.patch("tapestry_media.webhooks.statements.insert_event", side_effect=down):
             assert post(client, body, derived_secret()).status_code == 500
         post(client, body, derived_secret())  # the repeat: processed again
+    cloud.refresh_from_db()
+    local.refresh_from_db()
+    assert cloud.status == Status.PENDING
+    assert local.status == Status.SUCCEEDED  # positive control
+
+
+def test_reprocessing_a_scoped_event_in_the_admin_keeps_its_scope(client) -> None:
+    cloud = make_cloud_task()
+    local = make_task("task_local_abc")
+    for task in (cloud, local):
+        body = {"id": f"task_local_{task.pk}", "status": "succeeded"}
+        body["metadata"] = {"tapestry_task": str(task.uuid)}
+        post(client, body, derived_secret())
+        # Back to before the delivery, then the admin's "process again".
+        Task.objects.filter(pk=task.pk).update(status=Status.PENDING, remote_id=None)
+        reprocess(WebhookEvent.objects.latest("pk").pk)
     cloud.refresh_from_db()
     local.refresh_from_db()
     assert cloud.status == Status.PENDING
