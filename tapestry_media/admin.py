@@ -593,7 +593,8 @@ def reprocess(event_pk: int) -> str:
     from . import webhooks
     from .remote import PayloadError
 
-    event = WebhookEvent.objects.filter(pk=event_pk).only("pk", "body", "source").first()
+    fields = ("pk", "body", "source", "dedup_key")
+    event = WebhookEvent.objects.filter(pk=event_pk).only(*fields).first()
     if event is None:
         return "missing"
     try:
@@ -602,7 +603,8 @@ def reprocess(event_pk: int) -> str:
         WebhookEvent.objects.filter(pk=event_pk).update(error=f"unparseable: {exc}")
         return f"error: {exc}"
     try:
-        outcome = webhooks.process(event_pk, remote, source=event.source)
+        scope = webhooks.scope_of(event.dedup_key)  # a scoped key's event stays in its scope
+        outcome = webhooks.process(event_pk, remote, source=event.source, backend=scope)
     except webhooks.ProcessingError as exc:
         return f"error: {exc}"
     return outcome.reason

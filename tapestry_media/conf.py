@@ -25,6 +25,8 @@ BUILTIN_BACKENDS = {
     "dummy": "tapestry_media.backends.dummy.DummyBackend",
 }
 MEDIA_KINDS = ("video", "image", "audio")
+#: Settings whose values never appear in a repr.
+SECRET_FIELDS = frozenset({"API_KEY", "WEBHOOK_SECRETS"})
 _STEP_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 
 
@@ -104,6 +106,14 @@ class Settings:
     LOCAL_ALLOW_PRIVATE_ADDRESSES: bool = False
     LOCAL_MAX_INPUT_BYTES: int = 2 * 1024**3
     LOCAL_FETCH_TIMEOUT: float = 30.0
+
+    def __repr__(self) -> str:
+        # Settings objects are frame locals in tracebacks (Django's technical 500 page).
+        shown = (
+            f"{f.name}={'***' if f.name in SECRET_FIELDS else repr(getattr(self, f.name))}"
+            for f in fields(self)
+        )
+        return f"Settings({', '.join(shown)})"
 
     @property
     def backend_path(self) -> str:

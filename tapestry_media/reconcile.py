@@ -43,33 +43,38 @@ class Outcome:
         return self.task is not None
 
 
-def apply(remote: RemoteTask, *, source: str, task_pk: int | None = None) -> Outcome:
+def apply(
+    remote: RemoteTask, *, source: str, task_pk: int | None = None, backend: str | None = None
+) -> Outcome:
     """Apply ``remote`` in its own short transaction (or the caller's)."""
     with transaction.atomic():
-        return apply_in_transaction(remote, source=source, task_pk=task_pk)
+        return apply_in_transaction(remote, source=source, task_pk=task_pk, backend=backend)
 
 
-def apply_in_transaction(remote: RemoteTask, *, source: str, task_pk: int | None = None) -> Outcome:
+def apply_in_transaction(
+    remote: RemoteTask, *, source: str, task_pk: int | None = None, backend: str | None = None
+) -> Outcome:
     """:func:`apply` inside the caller's transaction (no savepoint of its own). With
-    ``task_pk`` the task is taken by primary key, without looking at ids or metadata."""
+    ``task_pk`` the task is taken by primary key, without looking at ids or metadata; with
+    ``backend`` only a task of that backend matches (a scoped webhook key)."""
     if not transaction.get_connection().in_atomic_block:
         raise transaction.TransactionManagementError("apply_in_transaction needs a transaction")
-    task = _locked_task(remote, task_pk)
+    task = _locked_task(remote, task_pk, backend)
     if task is None:
         return Outcome(None, False, "unmatched")
     return _apply_locked(task, remote, source=source)
 
 
-def _locked_task(remote: RemoteTask, task_pk: int | None) -> Task | None:
+def _locked_task(remote: RemoteTask, task_pk: int | None, backend: str | None) -> Task | None:
     if task_pk is not None:
-        return statements.lock_task("id", task_pk)
-    task = statements.lock_task("remote_id", remote.id)
+        return statements.lock_task("id", task_pk, backend=backend)
+    task = statements.lock_task("remote_id", remote.id, backend=backend)
     if task is not None:
         return task
     correlation = correlation_of(remote)
     if correlation is None:
         return None
-    return statements.lock_task("uuid", correlation)
+    return statements.lock_task("uuid", correlation, backend=backend)
 
 
 def correlation_of(remote: RemoteTask) -> uuid.UUID | None:

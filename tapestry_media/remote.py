@@ -34,28 +34,53 @@ class PayloadError(ValueError):
 
 def loads(body: bytes) -> object:
     """Strict JSON (RFC 8259) that PostgreSQL can store: UTF-8, no NaN or ±Infinity (Python's
-    ``json`` reads them, jsonb does not), no U+0000 (text and jsonb refuse it)."""
+    ``json`` reads them, jsonb does not), no U+0000 and no unpaired surrogate (text and jsonb
+    refuse both), nested at most ``MAX_DEPTH`` deep (deeper would overflow the stack here or
+    when the value is stored). Anything else is a :class:`PayloadError` naming the problem."""
     try:
         payload = json.loads(body.decode("utf-8"), parse_constant=_not_json)
     except (UnicodeDecodeError, ValueError) as exc:
         raise PayloadError(f"the body is not valid JSON: {exc}") from exc
-    if b"\\u0000" in body and _holds_nul(payload):
-        raise PayloadError("the body holds a NUL character (\\u0000)")
+    except RecursionError as exc:
+        raise PayloadError(f"the body is nested more than {MAX_DEPTH} levels deep") from exc
+    _check_values(payload)
     return payload
+
+
+#: How deeply a payload's arrays and objects may nest (a task object needs fewer than ten).
+MAX_DEPTH = 64
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _not_json(constant: str) -> object:
     raise ValueError(f"{constant} is not a JSON value")
 
 
-def _holds_nul(value: object) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_holds_nul(v) for v in value)
-    return False
+def _check_values(payload: object) -> None:
+    """Walk ``payload`` without recursion: its depth, and each string key and value."""
+    pending: list[tuple[object, int]] = [(payload, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, str):
+            _check_text(value)
+            continue
+        if not isinstance(value, dict | list):
+            continue
+        if depth > MAX_DEPTH:
+            raise PayloadError(f"the body is nested more than {MAX_DEPTH} levels deep")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                _check_text(key)
+                pending.append((item, depth + 1))
+        else:
+            pending.extend((item, depth + 1) for item in value)
+
+
+def _check_text(text: str) -> None:
+    if "\x00" in text:
+        raise PayloadError("the body holds a NUL character (\\u0000)")
+    if _SURROGATE.search(text):
+        raise PayloadError("the body holds an unpaired UTF-16 surrogate (\\ud800-\\udfff)")
 
 
 @dataclass(frozen=True)

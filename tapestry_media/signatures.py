@@ -6,7 +6,8 @@
   (several space-separated entries allowed); the key is the base64-decoded part of the secret
   after ``whsec_`` and the signed text is ``"{id}.{timestamp}.{body}"``.
 
-Pure functions, no Django: the webhook view passes ``request.headers`` and ``request.body``.
+Pure functions (Django only for ``@sensitive_variables``, which keeps the secrets out of
+error reports): the webhook view passes ``request.headers`` and the raw body.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Final, Literal
+
+from django.views.decorators.debug import sensitive_variables
 
 Scheme = Literal["ittybit", "standard"]
 ITTYBIT: Final = "ittybit"
@@ -48,16 +51,19 @@ class SignatureError(Exception):
 # --- signing (used by the contract server and by tests) --------------------------------------
 
 
+@sensitive_variables()
 def sign_ittybit(body: bytes, secret: str) -> str:
     """The ``Ittybit-Signature`` value for ``body``: lowercase hex HMAC-SHA256."""
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+@sensitive_variables()
 def sign_standard(body: bytes, secret: str, *, msg_id: str, timestamp: int) -> str:
     """The base64 Standard Webhooks signature (without the ``v1,`` label)."""
     return _standard_digest(_standard_key(secret), body, msg_id, str(timestamp))
 
 
+@sensitive_variables()
 def standard_headers(body: bytes, secret: str, *, msg_id: str, timestamp: int) -> dict[str, str]:
     """The three Standard Webhooks headers for ``body``."""
     signature = sign_standard(body, secret, msg_id=msg_id, timestamp=timestamp)
@@ -71,6 +77,7 @@ def standard_headers(body: bytes, secret: str, *, msg_id: str, timestamp: int) -
 # --- verifying --------------------------------------------------------------------------------
 
 
+@sensitive_variables("secrets")
 def verify(
     headers: Mapping[str, str],
     body: bytes,
@@ -84,7 +91,21 @@ def verify(
 
     Raises :class:`SignatureError` with a clear reason; never any other exception.
     """
-    usable = [s for s in secrets if s]
+    return match(headers, body, secrets, tolerance=tolerance, now=now)[0]
+
+
+@sensitive_variables("secrets", "usable")
+def match(
+    headers: Mapping[str, str],
+    body: bytes,
+    secrets: Sequence[str],
+    *,
+    tolerance: int = 300,
+    now: float | None = None,
+) -> tuple[Scheme, int]:
+    """:func:`verify`, also returning the index in ``secrets`` of the secret that matched
+    (the first one, in order: put the broadest keys first)."""
+    usable = [(index, s) for index, s in enumerate(secrets) if s]
     if not usable:
         raise SignatureError(
             "no_secrets",
@@ -92,13 +113,15 @@ def verify(
         )
     lowered = {name.lower(): value for name, value in headers.items()}
     if any(name in lowered for name in _STANDARD_HEADERS):
-        _verify_standard(lowered, body, usable, tolerance=tolerance, now=now)
-        return STANDARD
-    _verify_ittybit(lowered, body, usable)
-    return ITTYBIT
+        return STANDARD, _verify_standard(lowered, body, usable, tolerance=tolerance, now=now)
+    return ITTYBIT, _verify_ittybit(lowered, body, usable)
 
 
-def _verify_ittybit(headers: Mapping[str, str], body: bytes, secrets: Sequence[str]) -> None:
+Indexed = Sequence[tuple[int, str]]
+
+
+@sensitive_variables("secrets", "secret")
+def _verify_ittybit(headers: Mapping[str, str], body: bytes, secrets: Indexed) -> int:
     value = headers.get(ITTYBIT_HEADER)
     if value is None or not value.strip():
         raise SignatureError(
@@ -113,22 +136,23 @@ def _verify_ittybit(headers: Mapping[str, str], body: bytes, secrets: Sequence[s
             "malformed_header", "Ittybit-Signature is not a 64-character hex HMAC-SHA256."
         )
     given_bytes = given.lower().encode()
-    for secret in secrets:
+    for index, secret in secrets:
         if hmac.compare_digest(sign_ittybit(body, secret).encode(), given_bytes):
-            return
+            return index
     raise SignatureError(
         "bad_signature", "Ittybit-Signature does not match the body with any configured secret."
     )
 
 
+@sensitive_variables("secrets", "keys", "key")
 def _verify_standard(
     headers: Mapping[str, str],
     body: bytes,
-    secrets: Sequence[str],
+    secrets: Indexed,
     *,
     tolerance: int,
     now: float | None,
-) -> None:
+) -> int:
     missing = [name for name in _STANDARD_HEADERS if not headers.get(name, "").strip()]
     if missing:
         raise SignatureError(
@@ -140,11 +164,11 @@ def _verify_standard(
     given = _standard_signatures(headers[STANDARD_SIGNATURE_HEADER])
 
     keys, malformed = _standard_keys(secrets)
-    for key in keys:
+    for index, key in keys:
         expected = _standard_digest(key, body, msg_id, timestamp_text).encode()
         # Compare against every entry, without stopping early, so timing says nothing.
         if any([hmac.compare_digest(expected, sig) for sig in given]):
-            return
+            return index
     if malformed:
         raise SignatureError(
             "malformed_secret",
@@ -191,21 +215,23 @@ def _standard_signatures(value: str) -> list[bytes]:
     return found
 
 
-def _standard_keys(secrets: Sequence[str]) -> tuple[list[bytes], int]:
+@sensitive_variables()
+def _standard_keys(secrets: Indexed) -> tuple[list[tuple[int, bytes]], int]:
     """Decoded keys, and how many ``whsec_`` secrets were not base64. A secret without the
     prefix is decoded too (as the reference libraries do) and skipped when it is not base64:
     it is then an Ittybit-scheme secret."""
-    keys: list[bytes] = []
+    keys: list[tuple[int, bytes]] = []
     malformed = 0
-    for secret in secrets:
+    for index, secret in secrets:
         try:
-            keys.append(_standard_key(secret))
+            keys.append((index, _standard_key(secret)))
         except SignatureError:
             if secret.startswith(STANDARD_SECRET_PREFIX):
                 malformed += 1
     return keys, malformed
 
 
+@sensitive_variables()
 def _standard_key(secret: str) -> bytes:
     encoded = secret.removeprefix(STANDARD_SECRET_PREFIX)
     try:
@@ -221,6 +247,7 @@ def _standard_key(secret: str) -> bytes:
     return key
 
 
+@sensitive_variables()
 def _standard_digest(key: bytes, body: bytes, msg_id: str, timestamp: str) -> str:
     signed = f"{msg_id}.{timestamp}.".encode() + body
     return base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()

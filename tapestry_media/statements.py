@@ -57,9 +57,9 @@ class _Compiled:
     """The SQL text for one connection (quoting and row locks differ by database), and the
     converters of a task row (bound to the connection on SQLite)."""
 
-    insert_event: str
+    insert_event: dict[bool, str]
     count_repeat: str
-    lock_task: dict[str, str]
+    lock_task: dict[tuple[str, bool], str]
     lock_submission: str
     steps: str
     update_submission: str
@@ -107,10 +107,16 @@ def _compile(connection: BaseDatabaseWrapper) -> _Compiled:
     task_fields = list(Task._meta.concrete_fields)
     select_task = ", ".join(tcol[f.attname] for f in task_fields)
     placeholders = ", ".join(["%s"] * len(EVENT_COLUMNS))
-    match = (
-        f"COALESCE((SELECT {tcol['id']} FROM {task} WHERE {tcol['remote_id']} = %s LIMIT 1), "
-        f"(SELECT {tcol['id']} FROM {task} WHERE {tcol['uuid']} = %s))"
-    )
+    # ``scoped``: the statement also takes a backend, and matches only that backend's tasks.
+    only = {False: "", True: f" AND {tcol['backend']} = %s"}
+    match = {
+        scoped: (
+            f"COALESCE((SELECT {tcol['id']} FROM {task} WHERE {tcol['remote_id']} = %s"
+            f"{only[scoped]} LIMIT 1), "
+            f"(SELECT {tcol['id']} FROM {task} WHERE {tcol['uuid']} = %s{only[scoped]}))"
+        )
+        for scoped in (False, True)
+    }
     converters = []
     for index, task_field in enumerate(task_fields):
         col = task_field.get_col(Task._meta.db_table)
@@ -118,21 +124,25 @@ def _compile(connection: BaseDatabaseWrapper) -> _Compiled:
         if found:
             converters.append((index, found, col))
     return _Compiled(
-        insert_event=(
-            f"INSERT INTO {event} ({', '.join(ecol[c] for c in EVENT_COLUMNS)}, "
-            f"{ecol['task_id']}) VALUES ({placeholders}, {match}) "
-            f"ON CONFLICT ({ecol['dedup_key']}) DO NOTHING "
-            f"RETURNING {ecol['id']}, {ecol['task_id']}"
-        ),
+        insert_event={
+            scoped: (
+                f"INSERT INTO {event} ({', '.join(ecol[c] for c in EVENT_COLUMNS)}, "
+                f"{ecol['task_id']}) VALUES ({placeholders}, {match[scoped]}) "
+                f"ON CONFLICT ({ecol['dedup_key']}) DO NOTHING "
+                f"RETURNING {ecol['id']}, {ecol['task_id']}"
+            )
+            for scoped in (False, True)
+        },
         count_repeat=(
             f"UPDATE {event} SET {ecol['delivery_count']} = {ecol['delivery_count']} + 1, "
             f"{ecol['last_received_at']} = %s "
             f"WHERE {ecol['dedup_key']} = %s AND {ecol['error']} = ''"
         ),
         lock_task={
-            lookup: f"SELECT {select_task} FROM {task} WHERE {tcol[lookup]} = %s LIMIT 1"
-            f"{for_update}"
+            (lookup, scoped): f"SELECT {select_task} FROM {task} WHERE {tcol[lookup]} = %s"
+            f"{only[scoped]} LIMIT 1{for_update}"
             for lookup in ("id", "remote_id", "uuid")
+            for scoped in (False, True)
         },
         lock_submission=(
             f"SELECT {scol['status']}, {scol['file_generation']} FROM {sub} "
@@ -160,30 +170,43 @@ def _prep(model: type[Any], name: str, value: Any, connection: BaseDatabaseWrapp
 
 
 def insert_event(
-    values: Mapping[str, Any], *, remote_id: str, correlation: uuid.UUID | None
+    values: Mapping[str, Any],
+    *,
+    remote_id: str,
+    correlation: uuid.UUID | None,
+    backend: str | None = None,
 ) -> tuple[int, int | None] | None:
     """Insert a new event, matched to the task with ``remote_id`` (else the one whose
-    correlation key is ``correlation``). Returns ``(event pk, task pk or None)``, or ``None``
-    when an event with the same dedup key exists. Call inside a transaction."""
+    correlation key is ``correlation``), among the tasks of ``backend`` when one is given.
+    Returns ``(event pk, task pk or None)``, or ``None`` when an event with the same dedup key
+    exists. Call inside a transaction."""
     connection = connection_for(WebhookEvent)
     sql = _sql(connection)
     if sql is None:
-        return _insert_event_orm(values, remote_id=remote_id, correlation=correlation)
+        return _insert_event_orm(
+            values, remote_id=remote_id, correlation=correlation, backend=backend
+        )
+    only = [] if backend is None else [backend]
     params = [_prep(WebhookEvent, c, values[c], connection) for c in EVENT_COLUMNS]
-    params += [remote_id, _prep(Task, "uuid", correlation, connection)]
+    params += [remote_id, *only, _prep(Task, "uuid", correlation, connection), *only]
     with connection.cursor() as cursor:
-        cursor.execute(sql.insert_event, params)
+        cursor.execute(sql.insert_event[backend is not None], params)
         row = cursor.fetchone()
     return None if row is None else (row[0], row[1])
 
 
 def _insert_event_orm(
-    values: Mapping[str, Any], *, remote_id: str, correlation: uuid.UUID | None
+    values: Mapping[str, Any],
+    *,
+    remote_id: str,
+    correlation: uuid.UUID | None,
+    backend: str | None,
 ) -> tuple[int, int | None] | None:
-    task_pk = Task.objects.filter(remote_id=remote_id).order_by().values_list("pk", flat=True)
+    tasks = Task.objects.all() if backend is None else Task.objects.filter(backend=backend)
+    task_pk = tasks.filter(remote_id=remote_id).order_by().values_list("pk", flat=True)
     found = next(iter(task_pk[:1]), None)
     if found is None and correlation is not None:
-        found = Task.objects.filter(uuid=correlation).values_list("pk", flat=True).first()
+        found = tasks.filter(uuid=correlation).values_list("pk", flat=True).first()
     try:
         with transaction.atomic(using=router.db_for_write(WebhookEvent)):
             event = WebhookEvent.objects.create(**values, task_id=found)
@@ -210,18 +233,22 @@ def count_repeat(dedup_key: str, now: datetime) -> bool:
 # --- the task ---------------------------------------------------------------------------------
 
 
-def lock_task(lookup: str, value: int | str | uuid.UUID) -> Task | None:
-    """The task whose ``lookup`` (``id``, ``remote_id`` or ``uuid``; each unique) is ``value``,
-    locked for the rest of the transaction where the database has row locks."""
+def lock_task(
+    lookup: str, value: int | str | uuid.UUID, *, backend: str | None = None
+) -> Task | None:
+    """The task whose ``lookup`` (``id``, ``remote_id`` or ``uuid``; each unique) is ``value``
+    (and whose ``backend`` is ``backend``, when one is given), locked for the rest of the
+    transaction where the database has row locks."""
     connection = connection_for(Task)
     sql = _sql(connection)
+    only = {} if backend is None else {"backend": backend}
     if sql is None:
-        rows = Task.objects.select_for_update().filter(**{lookup: value}).order_by()
+        rows = Task.objects.select_for_update().filter(**{lookup: value}, **only).order_by()
         return next(iter(rows[:1]), None)
     if lookup == "uuid":
         value = _prep(Task, "uuid", value, connection)
     with connection.cursor() as cursor:
-        cursor.execute(sql.lock_task[lookup], [value])
+        cursor.execute(sql.lock_task[lookup, backend is not None], [value, *only.values()])
         row = cursor.fetchone()
     if row is None:
         return None

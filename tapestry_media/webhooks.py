@@ -46,6 +46,7 @@ KEPT_HEADERS = (
 )
 _MAX_KEY = WebhookEvent._meta.get_field("dedup_key").max_length or 200
 _MAX_ERROR = 2000
+_SCOPED = "scope:"
 
 
 class ProcessingError(Exception):
@@ -80,30 +81,35 @@ def deliver(
     source: str = WebhookEvent.Source.WEBHOOK,
     headers: Mapping[str, str] | None = None,
     scheme: str = "",
+    scope: str | None = None,
 ) -> Receipt:
-    """Record and apply one (already verified) delivery, in one transaction.
+    """Record and apply one (already verified) delivery, in one transaction. A delivery
+    verified by a key with a ``scope`` (a backend name) may change only tasks of that backend,
+    and its dedup key is its own (:func:`dedup_key`).
 
     Raises :class:`~tapestry_media.remote.PayloadError` for a body that is not a task or an
     event holding one (nothing is written) and :class:`ProcessingError` when applying failed
     (the event is then stored with the error, unprocessed).
     """
     event = parse_body(body)
-    row = event_row(event, body, source=source, headers=headers or {}, scheme=scheme)
+    row = event_row(event, body, source=source, headers=headers or {}, scheme=scheme, scope=scope)
     try:
         with transaction.atomic():
-            return _deliver_in_transaction(event.task, row, source=source)
+            return _deliver_in_transaction(event.task, row, source=source, scope=scope)
     except Exception as exc:
         logger.exception("could not apply webhook for %s", event.task.id)
         message = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR]
         raise ProcessingError(store_failure(row, message), message) from exc
 
 
-def _deliver_in_transaction(remote: RemoteTask, row: dict[str, Any], *, source: str) -> Receipt:
+def _deliver_in_transaction(
+    remote: RemoteTask, row: dict[str, Any], *, source: str, scope: str | None
+) -> Receipt:
     """Insert the event already marked processed and matched to its task, then apply it: the
     insert and the task's change commit together, or neither does. A repeat is only counted,
     unless its event failed before; then it is processed again."""
     inserted = statements.insert_event(
-        row, remote_id=remote.id, correlation=reconcile.correlation_of(remote)
+        row, remote_id=remote.id, correlation=reconcile.correlation_of(remote), backend=scope
     )
     if inserted is not None:
         event_pk, task_pk = inserted
@@ -117,7 +123,7 @@ def _deliver_in_transaction(remote: RemoteTask, row: dict[str, Any], *, source: 
     retried = count_repeat(row["dedup_key"])
     if retried is None:
         return Receipt(None, True, None)
-    outcome = reconcile.apply_in_transaction(remote, source=source)
+    outcome = reconcile.apply_in_transaction(remote, source=source, backend=scope)
     mark_processed(retried, outcome)
     return Receipt(retried, False, outcome)
 
@@ -126,9 +132,14 @@ def parse_body(body: bytes) -> RemoteEvent:
     return parse_event(loads(body))
 
 
-def dedup_key(event: RemoteEvent, body: bytes) -> str:
+def dedup_key(event: RemoteEvent, body: bytes, scope: str | None = None) -> str:
     """The event id when the body is an event envelope; otherwise a digest of the remote task
-    id, its raw status and the exact body (a retried delivery repeats all three)."""
+    id, its raw status and the exact body (a retried delivery repeats all three). A scoped
+    delivery's key is ``scope:<scope>|sha256:…`` of that, so it never takes the slot of an
+    unscoped event (whose keys never start with ``scope:``)."""
+    if scope is not None:
+        unscoped = hashlib.sha256(dedup_key(event, body).encode()).hexdigest()
+        return f"{_SCOPED}{scope}|sha256:{unscoped}"
     if event.id:
         key = f"event:{event.id}"
         if len(key) <= _MAX_KEY:
@@ -141,6 +152,13 @@ def dedup_key(event: RemoteEvent, body: bytes) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
+def scope_of(key: str) -> str | None:
+    """The scope a stored event's dedup key carries (``None``: unscoped)."""
+    if not key.startswith(_SCOPED):
+        return None
+    return key.removeprefix(_SCOPED).partition("|")[0]
+
+
 def event_row(
     event: RemoteEvent,
     body: bytes,
@@ -148,11 +166,12 @@ def event_row(
     source: str,
     headers: Mapping[str, str],
     scheme: str,
+    scope: str | None = None,
 ) -> dict[str, Any]:
     """The columns of a new :class:`WebhookEvent` for ``event`` (processed now, no error)."""
     now = timezone.now()
     return {
-        "dedup_key": dedup_key(event, body),
+        "dedup_key": dedup_key(event, body, scope),
         "event_id": (event.id or "")[:200],
         "topic": event.topic[:60],
         "source": source,
@@ -205,11 +224,17 @@ def store_failure(row: Mapping[str, Any], message: str) -> int:
 
 
 def process(
-    event_pk: int, remote: RemoteTask, *, source: str, task_pk: int | None = None
+    event_pk: int,
+    remote: RemoteTask,
+    *,
+    source: str,
+    task_pk: int | None = None,
+    backend: str | None = None,
 ) -> reconcile.Outcome:
-    """Apply ``remote`` and mark event ``event_pk`` processed (with the matched task)."""
+    """Apply ``remote`` and mark event ``event_pk`` processed (with the matched task). Pass
+    the event's scope (:func:`scope_of` its dedup key) as ``backend``."""
     try:
-        outcome = reconcile.apply(remote, source=source, task_pk=task_pk)
+        outcome = reconcile.apply(remote, source=source, task_pk=task_pk, backend=backend)
     except Exception as exc:
         logger.exception("could not apply webhook event %s for %s", event_pk, remote.id)
         message = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR]
@@ -237,14 +262,18 @@ def apply_unmatched(task: Task) -> int:
         return 0
     applied = 0
     pending = WebhookEvent.objects.filter(remote_task_id=task.remote_id, task__isnull=True)
-    for event in pending.order_by("first_received_at", "pk").only("pk", "body", "source"):
+    fields = ("pk", "body", "source", "dedup_key")
+    for event in pending.order_by("first_received_at", "pk").only(*fields):
+        scope = scope_of(event.dedup_key)
+        if scope is not None and scope != task.backend:
+            continue  # vouched for by another backend's key: not for this task
         try:
             remote = parse_body(event.body.encode()).task
         except PayloadError as exc:
             WebhookEvent.objects.filter(pk=event.pk).update(error=f"unparseable: {exc}")
             continue
         try:
-            outcome = process(event.pk, remote, source=event.source, task_pk=task.pk)
+            outcome = process(event.pk, remote, source=event.source, task_pk=task.pk, backend=scope)
         except ProcessingError:
             continue
         applied += int(outcome.changed)

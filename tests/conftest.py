@@ -96,6 +96,7 @@ def other_user(django_user_model):
 #: counts) is marked ``sql_statements`` and runs once, on the SQL path.
 BOTH_STATEMENT_PATHS = {
     "tests.test_aggregate",
+    "tests.test_local_signing",
     "tests.test_reconcile",
     "tests.test_signals",
     "tests.test_statements",
@@ -112,18 +113,26 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     if "statement_path" not in metafunc.fixturenames:
         metafunc.fixturenames.append("statement_path")
-    metafunc.parametrize("statement_path", ["sql", "orm"], indirect=True)
+    # Direct, not indirect: a fixture only appended here never runs (pytest 9), so the
+    # ``orm`` runs took the SQL path; ``_statement_path`` below reads the parameter instead.
+    metafunc.parametrize("statement_path", ["sql", "orm"])
 
 
 @pytest.fixture
-def statement_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+def statement_path() -> str:
+    """``sql`` where a test asks for it outside the modules run both ways."""
+    return "sql"
+
+
+@pytest.fixture(autouse=True)
+def _statement_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """``sql``: the statements as this database runs them by default; ``orm``: forced through
     the ORM."""
     from tapestry_media import statements
 
-    path: str = getattr(request, "param", "sql")
+    callspec = getattr(request.node, "callspec", None)
+    path = callspec.params.get("statement_path", "sql") if callspec else "sql"
     monkeypatch.setattr(statements, "FORCE_ORM", path == "orm")
-    return path
 
 
 def pytest_report_header(config: pytest.Config) -> str:

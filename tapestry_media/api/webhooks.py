@@ -4,7 +4,8 @@ The view sets every DRF policy itself, so a host's ``REST_FRAMEWORK`` defaults (
 permissions, parsers, renderers, throttles, versioning) cannot change it. Answers:
 
 * 200 ``{"status": …}`` — stored (and applied, unless it is a repeat);
-* 400 — not JSON, or not a task object / event envelope (with the reason);
+* 400 — not JSON (too deeply nested, an unpaired surrogate, a NUL…), or not a task object /
+  event envelope (with the reason);
 * 401 — missing, malformed or wrong signature, stale timestamp, unusable secrets;
 * 405 — any method but POST; 413 — body above ``WEBHOOK_MAX_BODY_BYTES``;
 * 500 — applying the stored event failed (the error is kept on the event row); the API
@@ -22,7 +23,9 @@ from typing import Any
 from django.contrib.auth.decorators import login_not_required
 from django.db import connections, transaction
 from django.http import HttpRequest
+from django.views.debug import SafeExceptionReporterFilter
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_variables
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import BaseParser
 from rest_framework.permissions import AllowAny
@@ -32,13 +35,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import signatures, webhooks
-from ..backends import local_delivery
+from ..backends import webhook_keys
 from ..conf import get_settings
 from ..remote import PayloadError
 
 logger = logging.getLogger("tapestry_media.api.webhooks")
 
 _CONFIGURATION_PROBLEMS = frozenset({"no_secrets", "malformed_secret"})
+NO_SECRETS = "no webhook secrets are configured: set TAPESTRY_MEDIA['WEBHOOK_SECRETS']."
 
 
 class BodyTooLarge(Exception):
@@ -58,6 +62,14 @@ class AlwaysJSON(BaseContentNegotiation):
         return renderer, renderer.media_type
 
 
+class SecretsFilter(SafeExceptionReporterFilter):
+    """Hides the variables marked ``@sensitive_variables`` even with ``DEBUG=True`` (Django's
+    own filter shows everything then): this URL is public, so its error page is too."""
+
+    def is_active(self, request: HttpRequest | None) -> bool:
+        return True
+
+
 class WebhookView(APIView):
     http_method_names = ["post"]
     authentication_classes: Sequence[type] = []
@@ -69,6 +81,11 @@ class WebhookView(APIView):
     content_negotiation_class = AlwaysJSON
     versioning_class = None
 
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        request.exception_reporter_filter = SecretsFilter()
+        return super().dispatch(request, *args, **kwargs)
+
+    @sensitive_variables("config", "keys")
     def post(self, request: Request) -> Response:
         config = get_settings()
         raw: HttpRequest = request._request
@@ -76,19 +93,26 @@ class WebhookView(APIView):
             body = read_body(raw, config.WEBHOOK_MAX_BODY_BYTES)
         except BodyTooLarge:
             return error(413, f"the body is larger than {config.WEBHOOK_MAX_BODY_BYTES} bytes.")
+        # Every key is tried on the raw bytes; nothing is parsed before one matches.
+        keys = webhook_keys()
         try:
-            scheme = signatures.verify(
+            scheme, index = signatures.match(
                 raw.headers,
                 body,
-                local_delivery.accepted_secrets(body, config),
+                [key.secret for key in keys],
                 tolerance=config.WEBHOOK_TOLERANCE,
             )
         except signatures.SignatureError as exc:
+            if exc.reason == "bad_signature" and not config.WEBHOOK_SECRETS:
+                # Only a backend's scoped key was tried: the senders' secrets are missing.
+                exc = signatures.SignatureError("no_secrets", NO_SECRETS)
             log = logger.error if exc.reason in _CONFIGURATION_PROBLEMS else logger.warning
             log("webhook refused (%s): %s", exc.reason, exc.message)
             return error(401, exc.message, code=exc.reason)
         try:
-            receipt = webhooks.deliver(body, headers=raw.headers, scheme=scheme)
+            receipt = webhooks.deliver(
+                body, headers=raw.headers, scheme=scheme, scope=keys[index].scope
+            )
         except PayloadError as exc:
             return error(400, str(exc), code="invalid_payload")
         except webhooks.ProcessingError as exc:

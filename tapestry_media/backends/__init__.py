@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from django.utils.module_loading import import_string
+from django.views.decorators.debug import sensitive_variables
 
 from ..conf import BUILTIN_BACKENDS, get_settings
 from .base import (
@@ -15,6 +16,7 @@ from .base import (
     PermanentBackendError,
     TaskSpec,
     TransientBackendError,
+    WebhookKey,
 )
 
 _lock = threading.Lock()
@@ -34,6 +36,17 @@ def get_backend(name: str | None = None) -> BaseBackend:
         return backend
 
 
+@sensitive_variables("config", "keys")
+def webhook_keys() -> list[WebhookKey]:
+    """Every key a webhook may be signed with, as (secret, scope): the configured
+    ``WEBHOOK_SECRETS`` first (any task), then each backend's own scoped keys."""
+    config = get_settings()
+    keys = [WebhookKey(secret) for secret in config.WEBHOOK_SECRETS]
+    for path in dict.fromkeys((*BUILTIN_BACKENDS.values(), config.backend_path)):
+        keys.extend(import_string(path).webhook_keys(config))
+    return keys
+
+
 def reset() -> None:
     with _lock:
         for backend in _instances.values():
@@ -49,6 +62,8 @@ __all__ = [
     "PermanentBackendError",
     "TaskSpec",
     "TransientBackendError",
+    "WebhookKey",
     "get_backend",
     "reset",
+    "webhook_keys",
 ]

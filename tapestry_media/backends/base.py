@@ -31,6 +31,15 @@ class TaskSpec:
         return payload
 
 
+@dataclass(frozen=True)
+class WebhookKey:
+    """A secret a webhook may be signed with, and what it vouches for: ``scope`` ``None``
+    for any task, else only tasks whose ``backend`` is ``scope``."""
+
+    secret: str = field(repr=False)
+    scope: str | None = None
+
+
 class BackendError(Exception):
     """A backend call failed. ``retryable`` says whether trying again later may succeed."""
 
@@ -90,6 +99,11 @@ class BaseBackend:
 
     def __init__(self, config: Settings) -> None:
         self.config = config
+
+    @classmethod
+    def webhook_keys(cls, config: Settings) -> list[WebhookKey]:
+        """Keys of this backend's own, besides ``WEBHOOK_SECRETS`` (which vouch for any task)."""
+        return []
 
     def create(self, spec: TaskSpec, *, idempotency_key: str) -> RemoteTask:
         raise NotImplementedError

@@ -25,6 +25,7 @@ from typing import Any, Self
 from urllib.parse import quote, urlsplit
 
 import requests
+from django.views.decorators.debug import sensitive_variables
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 from urllib3.connectionpool import ConnectionPool
@@ -164,9 +165,11 @@ class RetryPolicy(Retry):
 class _BearerAuth(AuthBase):
     """Sets ``Authorization``; also keeps requests from consulting ``~/.netrc``."""
 
+    @sensitive_variables("api_key")
     def __init__(self, api_key: str) -> None:
         self._api_key = api_key
 
+    @sensitive_variables()
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers["Authorization"] = f"Bearer {self._api_key}"
         return request
@@ -187,6 +190,7 @@ class IttybitBackend(BaseBackend):
     supports_get = True
     delivers_results = True
 
+    @sensitive_variables("config")
     def __init__(
         self,
         config: Settings,
@@ -215,7 +219,9 @@ class IttybitBackend(BaseBackend):
         )
         self.session = self._build_session(pool_maxsize)
 
+    @sensitive_variables("session")
     def _build_session(self, pool_maxsize: int) -> requests.Session:
+        # The key never becomes a local here: with DEBUG=True Django shows every local.
         session = requests.Session()
         session.headers.update(
             {

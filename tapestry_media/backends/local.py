@@ -16,12 +16,14 @@ from urllib.parse import urlsplit
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from .. import engine
+from ..conf import Settings
 from ..models import LocalJob
 from ..remote import RemoteTask, parse_task
-from .base import BaseBackend, PermanentBackendError, TaskSpec
-from .local_delivery import REMOTE_ID_PREFIX, task_object
+from .base import BaseBackend, PermanentBackendError, TaskSpec, WebhookKey
+from .local_delivery import REMOTE_ID_PREFIX, derived_secret, task_object
 
 
 class LocalBackend(BaseBackend):
@@ -31,6 +33,15 @@ class LocalBackend(BaseBackend):
     accepts_storage_input = True
 
     kinds: ClassVar[tuple[str, ...]] = tuple(engine.SUPPORTED_KINDS)
+
+    @classmethod
+    @sensitive_variables("config")
+    def webhook_keys(cls, config: Settings) -> list[WebhookKey]:
+        """The key derived from ``SECRET_KEY``, only while no ``WEBHOOK_SECRETS`` are set (the
+        engine then signs with those), and only for local tasks."""
+        if config.WEBHOOK_SECRETS:
+            return []
+        return [WebhookKey(derived_secret(), scope=cls.name)]
 
     def create(self, spec: TaskSpec, *, idempotency_key: str) -> RemoteTask:
         existing = LocalJob.objects.filter(idempotency_key=idempotency_key).first()

@@ -3,8 +3,8 @@ verification and ``webhooks.deliver`` path a cloud webhook takes — in-process 
 by HTTP POST to ``WEBHOOK_URL`` when one is configured.
 
 With no ``WEBHOOK_SECRETS`` the engine signs with a key derived from ``SECRET_KEY``; that key
-is accepted only for local-engine payloads (task ids ``task_local_…``), so it can never vouch
-for a cloud result.
+is scoped to the local backend (``LocalBackend.webhook_keys``): what it signs may change only
+tasks whose ``backend`` is ``local``, whatever ids the body names.
 """
 
 from __future__ import annotations
@@ -19,44 +19,28 @@ from typing import Any
 import requests
 from django.conf import settings
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from .. import signatures, webhooks
 from ..conf import Settings, get_settings
 from ..models import LocalJob
+from . import webhook_keys
 
 logger = logging.getLogger("tapestry_media.local")
 
 REMOTE_ID_PREFIX = "task_local_"
-_LOCAL_MARKER = b'"' + REMOTE_ID_PREFIX.encode()
 
 
+@sensitive_variables()
 def derived_secret() -> str:
     return hmac.new(
         settings.SECRET_KEY.encode(), b"tapestry_media.local-engine.webhooks", hashlib.sha256
     ).hexdigest()
 
 
+@sensitive_variables()
 def signing_secret(config: Settings) -> str:
     return config.WEBHOOK_SECRETS[0] if config.WEBHOOK_SECRETS else derived_secret()
-
-
-def accepted_secrets(body: bytes, config: Settings) -> list[str]:
-    """The secrets a delivery may be signed with: the configured ones, plus the derived local
-    key when the payload is a local-engine task."""
-    accepted = list(config.WEBHOOK_SECRETS)
-    if _LOCAL_MARKER in body and _is_local_payload(body):
-        accepted.append(derived_secret())
-    return accepted
-
-
-def _is_local_payload(body: bytes) -> bool:
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        return False
-    task = payload.get("data", payload) if isinstance(payload, dict) else None
-    task_id = task.get("id") if isinstance(task, dict) else None
-    return isinstance(task_id, str) and task_id.startswith(REMOTE_ID_PREFIX)
 
 
 def task_object(job: LocalJob) -> dict[str, Any]:
@@ -90,6 +74,7 @@ def event_body(job: LocalJob, topic: str) -> bytes:
     return json.dumps(envelope, separators=(",", ":"), sort_keys=True).encode()
 
 
+@sensitive_variables("config")
 def report(job: LocalJob, topic: str) -> None:
     """Sign and deliver one event about ``job``. A failed delivery is logged: the job's state
     is kept, and ``resync`` (``backend.get``) recovers it."""
@@ -106,15 +91,22 @@ def report(job: LocalJob, topic: str) -> None:
         logger.exception("could not deliver %s for %s; resync will recover it", topic, job)
 
 
+@sensitive_variables("keys")
 def receive(body: bytes, headers: dict[str, str]) -> webhooks.Receipt:
     """The in-process twin of the webhook view: verify, then deliver."""
-    config = get_settings()
-    scheme = signatures.verify(
-        headers, body, accepted_secrets(body, config), tolerance=config.WEBHOOK_TOLERANCE
+    keys = webhook_keys()
+    scheme, index = signatures.match(
+        headers,
+        body,
+        [key.secret for key in keys],
+        tolerance=get_settings().WEBHOOK_TOLERANCE,
     )
-    return webhooks.deliver(body, source="local", headers=headers, scheme=scheme)
+    return webhooks.deliver(
+        body, source="local", headers=headers, scheme=scheme, scope=keys[index].scope
+    )
 
 
+@sensitive_variables("config")
 def _post(url: str, body: bytes, headers: dict[str, str], config: Settings) -> None:
     response = requests.post(
         url,
