@@ -18,6 +18,7 @@ from .diagnostics import describe
 from .errors import EngineTimeout, InputError, InputRefused
 from .formats import REFERENCING_FORMATS
 from .paths import input_args, without_paths
+from .sniff import manifest_kind
 
 logger = logging.getLogger("tapestry_media.engine")
 
@@ -92,6 +93,8 @@ def probe(
     name = name or os.path.basename(filename)
     if not os.path.isfile(filename):
         raise InputError(f"input file not found: {name}", stderr=[f"not a file: {filename}"])
+    if kind := manifest_kind(filename):
+        raise InputRefused(f"{name} is a {kind} playlist or manifest, which the engine does not read")
     argv = [find_ffmpeg(ffmpeg), "-hide_banner", "-nostdin", *input_args(filename)]
     logger.debug("probing: %s", shlex.join(argv))
     try:
