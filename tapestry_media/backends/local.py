@@ -92,7 +92,7 @@ class LocalBackend(BaseBackend):
 
 
 def _outside_storage(name: str) -> bool:
-    """An absolute name or one with ``..``: refused before any storage (S3 keys included) sees it."""
+    """An absolute name or one with ``..``, refused before any storage (S3 too) sees it."""
     parts = name.replace("\\", "/").split("/")
     if name.startswith(("/", "\\")) or "\0" in name or ".." in parts:
         return True

@@ -20,8 +20,8 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from django.core.files import File
 from django.core.exceptions import SuspiciousOperation
+from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce

@@ -135,7 +135,12 @@ def _seconds(value: float) -> str:
 
 
 def _video_command(
-    spec: Spec, media: MediaInfo, ffmpeg: str, source: str, output: str | os.PathLike[str], preset: str
+    spec: Spec,
+    media: MediaInfo,
+    ffmpeg: str,
+    source: str,
+    output: str | os.PathLike[str],
+    preset: str,
 ) -> Command:
     _require_moving_video(media)
     start, duration = _window(spec, media)
@@ -212,7 +217,12 @@ def _upright_size(media: MediaInfo) -> tuple[float, float]:
 
 
 def _image_command(
-    spec: Spec, media: MediaInfo, ffmpeg: str, source: str, output: str | os.PathLike[str], preset: str
+    spec: Spec,
+    media: MediaInfo,
+    ffmpeg: str,
+    source: str,
+    output: str | os.PathLike[str],
+    preset: str,
 ) -> Command:
     if not media.has_video:
         raise InputError("the input has no video stream or picture, so it cannot make an image")
@@ -250,7 +260,12 @@ def _image_encoder_args(encoder: str, spec: Spec) -> list[str]:
 
 
 def _audio_command(
-    spec: Spec, media: MediaInfo, ffmpeg: str, source: str, output: str | os.PathLike[str], preset: str
+    spec: Spec,
+    media: MediaInfo,
+    ffmpeg: str,
+    source: str,
+    output: str | os.PathLike[str],
+    preset: str,
 ) -> Command:
     if not media.has_audio:
         raise InputError("the input has no audio stream, so there is no audio to extract")

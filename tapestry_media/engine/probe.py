@@ -94,7 +94,9 @@ def probe(
     if not os.path.isfile(filename):
         raise InputError(f"input file not found: {name}", stderr=[f"not a file: {filename}"])
     if kind := manifest_kind(filename):
-        raise InputRefused(f"{name} is a {kind} playlist or manifest, which the engine does not read")
+        raise InputRefused(
+            f"{name} is a {kind} playlist or manifest, which the engine does not read"
+        )
     argv = [find_ffmpeg(ffmpeg), "-hide_banner", "-nostdin", *input_args(filename)]
     logger.debug("probing: %s", shlex.join(argv))
     try:
