@@ -40,6 +40,7 @@ from .backends.local import LocalBackend
 from .conf import get_settings
 from .inputs import is_url, public_url
 from .models import LocalJob, Task
+from .remote import public_error
 from .signals import SubmitVetoed, task_updated
 from .status import Status
 
@@ -514,7 +515,7 @@ def as_json(task: Task) -> dict[str, Any]:
         "metadata": task.metadata,
         "output": task.output,
         "output_url": task.output_url or None,
-        "error": task.error,
+        "error": public_error(task.error),
         "submission": task.submission.public_id if task.submission else None,
         "created_at": _iso(task.created_at),
         "updated_at": _iso(task.updated_at),

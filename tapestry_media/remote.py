@@ -211,8 +211,19 @@ def parse_error(value: object) -> dict[str, str] | None:
         kind = value.get("kind") or value.get("type") or value.get("code") or ""
         if not message and not kind:
             return {"kind": "", "message": str(dict(value))}
-        return {"kind": str(kind), "message": str(message)}
+        error = {"kind": str(kind), "message": str(message)}
+        if value.get("message") and isinstance(value.get("detail"), str):
+            error["detail"] = value["detail"]  # for operators: the API shows only the message
+        return error
     return {"kind": "", "message": str(value)}
+
+
+def public_error(error: object) -> dict[str, str] | None:
+    """A stored ``Task.error`` as users see it: without ``detail`` (the engine's full text,
+    which names server paths; the admin shows it)."""
+    if not isinstance(error, Mapping):
+        return None
+    return {str(key): str(value) for key, value in error.items() if key != "detail"}
 
 
 def _first(body: Mapping[str, Any], *keys: str) -> Any:

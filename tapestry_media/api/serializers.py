@@ -14,6 +14,7 @@ from rest_framework.fields import empty
 
 from .. import metadata as md
 from ..models import Submission, Task
+from ..remote import public_error
 from ..status import Status
 from .outputs import output_src
 from .uploads import check_upload
@@ -23,6 +24,11 @@ _STEP = re.compile(r"^(?:[a-z][a-z0-9_-]{0,39})?$")  # blank: the kind names the
 _KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 ISO = "iso-8601"
 URL = {"type": "string", "format": "uri"}
+ERROR = {
+    "type": "object",
+    "nullable": True,
+    "properties": {"kind": {"type": "string"}, "message": {"type": "string"}},
+}
 #: "" until there is one (a step not finished yet, a submission without a file)
 URL_OR_EMPTY = {"anyOf": [URL, {"type": "string", "maxLength": 0}]}
 STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
@@ -33,7 +39,7 @@ TASK_JSON_SCHEMAS: dict[str, Any] = {
         "anyOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}],
         "nullable": True,
     },
-    "error": {"type": "object", "nullable": True},
+    "error": ERROR,
     "attempts": {
         "type": "array",
         "description": "Earlier attempts, oldest first.",
@@ -128,8 +134,9 @@ class TaskSummarySerializer(PinnedModelSerializer):
     id = serializers.UUIDField(source="uuid", read_only=True)
     step = serializers.CharField(source="name", read_only=True)
     output_url = serializers.SerializerMethodField()
+    error = serializers.SerializerMethodField()
 
-    method_field_schemas: dict[str, Any] = {"output_url": URL_OR_EMPTY}
+    method_field_schemas: dict[str, Any] = {"output_url": URL_OR_EMPTY, "error": ERROR}
     field_schemas = TASK_JSON_SCHEMAS
 
     class Meta:
@@ -150,12 +157,16 @@ class TaskSummarySerializer(PinnedModelSerializer):
     def get_output_url(self, task: Task) -> str:
         return absolute(self.context, output_src(task)) if task.status == Status.SUCCEEDED else ""
 
+    def get_error(self, task: Task) -> dict[str, str] | None:
+        return public_error(task.error)
+
 
 class TaskSerializer(TaskSummarySerializer):
     submission = serializers.SerializerMethodField()
 
     method_field_schemas = {
         "output_url": URL_OR_EMPTY,
+        "error": ERROR,
         "submission": {"type": "string", "nullable": True, "example": "sub_5f0c2a9e1b7d4c3a"},
     }
 

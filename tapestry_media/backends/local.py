@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import ClassVar
 from urllib.parse import urlsplit
 
+from django.core.exceptions import SuspiciousOperation
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -86,6 +87,11 @@ class LocalBackend(BaseBackend):
                 raise PermanentBackendError(
                     f"the local engine does not fetch {scheme}: URLs", kind="input_refused"
                 )
+        elif _outside_storage(spec.input):
+            raise PermanentBackendError(
+                f"the input {spec.input!r} is not a name inside the default storage",
+                kind="input_refused",
+            )
         elif not default_storage.exists(spec.input):
             raise PermanentBackendError(
                 f"the input {spec.input!r} is not in the default storage", kind="input_missing"
@@ -94,6 +100,18 @@ class LocalBackend(BaseBackend):
     @staticmethod
     def _as_remote(job: LocalJob) -> RemoteTask:
         return parse_task(task_object(job))
+
+
+def _outside_storage(name: str) -> bool:
+    """An absolute name or one with ``..``, refused before any storage (S3 too) sees it."""
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith(("/", "\\")) or "\0" in name or ".." in parts:
+        return True
+    try:
+        default_storage.exists(name)
+    except SuspiciousOperation:
+        return True
+    return False
 
 
 def is_abandoned(job: LocalJob, lease_seconds: int) -> bool:

@@ -76,7 +76,10 @@ class Policy:
         host = parts.hostname
         if host.rstrip(".").lower() == "localhost" or host.lower().endswith(".localhost"):
             raise FetchRefused(f"the host {host!r} is local")
-        port = parts.port or (443 if scheme == "https" else 80)
+        try:
+            port = parts.port or (443 if scheme == "https" else 80)
+        except ValueError as exc:  # "http://x:99999/": urllib raises on reading the port
+            raise FetchRefused(f"the URL {url!r} has an invalid port") from exc
         for address in resolve(host, port):
             self.check_address(address, host)
         return host, port

@@ -14,11 +14,13 @@ import logging
 import os
 import tempfile
 import time
+import traceback
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from django.core.exceptions import SuspiciousOperation
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db.models import F, Q
@@ -27,6 +29,7 @@ from django.utils import timezone
 
 from .. import engine
 from ..conf import Settings, get_settings
+from ..engine.paths import without_paths
 from ..models import LocalJob
 from .local_delivery import report
 from .local_fetch import FetchRefused, fetch
@@ -52,21 +55,28 @@ def run(job_pk: int) -> str:
                     os.path.join(workdir, "out"),
                     job.options,
                     basename=_basename(job.input),
+                    input_name=_input_name(job.input),
                     ffmpeg=config.FFMPEG_BINARY or None,
                     progress=ProgressReporter(job, config.LOCAL_LEASE_SECONDS),
                     timeout=config.LOCAL_TIMEOUT,
                 )
             output = store(job, result, config)
-    except (engine.EngineError, FetchRefused, OSError) as exc:
-        error = {"kind": _error_kind(exc), "message": str(exc)}
-        if finish(job, LocalJob.State.FAILED, error=error):
-            report(job, "task.failed")
-        return "failed"
+    except (engine.EngineError, FetchRefused, OSError, SuspiciousOperation) as exc:
+        return fail(job, _error(exc, job.input))
+    except Exception as exc:  # a bug: fail the job rather than leave it leased for resync
+        logger.exception("local job %s crashed", job.remote_id)
+        return fail(job, _unexpected(exc))
     if not finish(job, LocalJob.State.SUCCEEDED, output=output):
         default_storage.delete(output["storage_name"])  # another run finished first
         return "skipped"
     report(job, "task.succeeded")
     return "succeeded"
+
+
+def fail(job: LocalJob, error: dict[str, str]) -> str:
+    if finish(job, LocalJob.State.FAILED, error=error):
+        report(job, "task.failed")
+    return "failed"
 
 
 def claim(job_pk: int, lease_seconds: int) -> LocalJob | None:
@@ -137,7 +147,7 @@ def local_input(value: str, workdir: str, config: Settings) -> Iterator[str]:
             fetch(value, handle, config=config)
         yield target
         return
-    if not default_storage.exists(value):
+    if not default_storage.exists(value):  # SuspiciousOperation for a name outside storage
         raise FileNotFoundError(f"the input {value!r} is not in the default storage")
     try:
         yield default_storage.path(value)
@@ -181,12 +191,40 @@ def _suffix(path: str) -> str:
     return suffix if len(suffix) <= 6 and suffix[1:].isalnum() else ""
 
 
-def _error_kind(exc: BaseException) -> str:
+def _input_name(value: str) -> str:
+    return os.path.basename(urlsplit(value).path) or "the input"
+
+
+def _error(exc: BaseException, value: str) -> dict[str, str]:
+    """``message`` for users (no server path: only the input's own name); ``detail`` for the
+    admin (ffmpeg's full text)."""
+    if isinstance(exc, engine.EngineError):
+        message, detail = exc.reason, exc.detail
+    else:
+        message = detail = str(exc)
+    return {"kind": _error_kind(exc), "message": without_paths(message), "detail": detail}
+
+
+def _unexpected(exc: Exception) -> dict[str, str]:
     return {
-        engine.UnsupportedOperation: "unsupported",
-        engine.InputError: "input_invalid",
-        engine.EngineTimeout: "timeout",
-        engine.EngineUnavailable: "engine_unavailable",
-        FetchRefused: "input_refused",
-        FileNotFoundError: "input_missing",
-    }.get(type(exc), "engine_error")
+        "kind": "engine_error",
+        "message": f"the local engine failed unexpectedly ({type(exc).__name__})",
+        "detail": "".join(traceback.format_exception(exc)),
+    }
+
+
+# Most specific first: InputRefused is an InputError, SuspiciousFileOperation a SuspiciousOperation.
+_ERROR_KINDS: tuple[tuple[type[BaseException], str], ...] = (
+    (engine.UnsupportedOperation, "unsupported"),
+    (engine.InputRefused, "input_refused"),
+    (engine.InputError, "input_invalid"),
+    (engine.EngineTimeout, "timeout"),
+    (engine.EngineUnavailable, "engine_unavailable"),
+    (FetchRefused, "input_refused"),
+    (SuspiciousOperation, "input_refused"),
+    (FileNotFoundError, "input_missing"),
+)
+
+
+def _error_kind(exc: BaseException) -> str:
+    return next((kind for cls, kind in _ERROR_KINDS if isinstance(exc, cls)), "engine_error")

@@ -15,6 +15,7 @@ from .errors import (
     EngineTimeout,
     EngineUnavailable,
     InputError,
+    InputRefused,
     UnsupportedOperation,
 )
 from .operations import EngineResult, run_operation
@@ -29,6 +30,7 @@ __all__ = [
     "EngineTimeout",
     "EngineUnavailable",
     "InputError",
+    "InputRefused",
     "MediaInfo",
     "UnsupportedOperation",
     "build_command",

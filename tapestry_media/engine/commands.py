@@ -19,7 +19,7 @@ from .formats import (
 )
 from .geometry import Frame, plan_frame
 from .options import Spec, parse_spec
-from .paths import ffmpeg_url
+from .paths import ffmpeg_url, input_args
 from .probe import MediaInfo, probe
 from .quality import (
     AUDIO_BITRATE,
@@ -102,7 +102,7 @@ def plan_command(
             f"preset {preset!r} is not an x264 preset; use one of {', '.join(X264_PRESETS)}"
         )
     builder = {"video": _video_command, "image": _image_command, "audio": _audio_command}
-    return builder[spec.kind](spec, media, ffmpeg, ffmpeg_url(input_path), output_path, preset)
+    return builder[spec.kind](spec, media, ffmpeg, os.fspath(input_path), output_path, preset)
 
 
 def _head(ffmpeg: str) -> list[str]:
@@ -135,7 +135,12 @@ def _seconds(value: float) -> str:
 
 
 def _video_command(
-    spec: Spec, media: MediaInfo, ffmpeg: str, url: str, output: str | os.PathLike[str], preset: str
+    spec: Spec,
+    media: MediaInfo,
+    ffmpeg: str,
+    source: str,
+    output: str | os.PathLike[str],
+    preset: str,
 ) -> Command:
     _require_moving_video(media)
     start, duration = _window(spec, media)
@@ -144,7 +149,7 @@ def _video_command(
     encoder = VIDEO_CODECS[spec.codec].encoder
     frame = plan_frame(*_upright_size(media), spec, even=True)
     filters = frame.filters() + ([f"fps={spec.fps:g}"] if spec.fps else [])
-    argv = _head(ffmpeg) + _input(url, start)
+    argv = _head(ffmpeg) + _input(source, start)
     if duration is not None and spec.end is not None:
         argv += ["-t", _seconds(duration)]
     argv += ["-map", "0:V:0"] + (["-map", "0:a:0"] if media.has_audio else [])
@@ -212,7 +217,12 @@ def _upright_size(media: MediaInfo) -> tuple[float, float]:
 
 
 def _image_command(
-    spec: Spec, media: MediaInfo, ffmpeg: str, url: str, output: str | os.PathLike[str], preset: str
+    spec: Spec,
+    media: MediaInfo,
+    ffmpeg: str,
+    source: str,
+    output: str | os.PathLike[str],
+    preset: str,
 ) -> Command:
     if not media.has_video:
         raise InputError("the input has no video stream or picture, so it cannot make an image")
@@ -220,7 +230,7 @@ def _image_command(
     encoder = IMAGE_ENCODERS[spec.format]
     frame = plan_frame(*_upright_size(media), spec, even=False)
     start = 0.0 if media.is_still_image else _frame_time(spec.start or 0.0, media)
-    argv = _head(ffmpeg) + _input(url, start)
+    argv = _head(ffmpeg) + _input(source, start)
     argv += ["-map", "0:V:0", "-frames:v", "1", "-vf", ",".join(frame.filters())]
     argv += _image_encoder_args(encoder, spec)
     if output_format.muxer == "image2":
@@ -250,14 +260,19 @@ def _image_encoder_args(encoder: str, spec: Spec) -> list[str]:
 
 
 def _audio_command(
-    spec: Spec, media: MediaInfo, ffmpeg: str, url: str, output: str | os.PathLike[str], preset: str
+    spec: Spec,
+    media: MediaInfo,
+    ffmpeg: str,
+    source: str,
+    output: str | os.PathLike[str],
+    preset: str,
 ) -> Command:
     if not media.has_audio:
         raise InputError("the input has no audio stream, so there is no audio to extract")
     start, duration = _window(spec, media)
     output_format = FORMATS["audio"][spec.format]
     encoder = AUDIO_ENCODERS[spec.format]
-    argv = _head(ffmpeg) + _input(url, start)
+    argv = _head(ffmpeg) + _input(source, start)
     if duration is not None and spec.end is not None:
         argv += ["-t", _seconds(duration)]
     argv += ["-map", "0:a:0", "-c:a", encoder, *_audio_rate_args(encoder, spec)]
@@ -285,9 +300,9 @@ def _audio_bitrate(encoder: str, quality: str | None) -> int:
 # --- shared --------------------------------------------------------------------------------------
 
 
-def _input(url: str, start: float) -> list[str]:
+def _input(path: str, start: float) -> list[str]:
     # -ss before -i seeks the input (fast, and frame-accurate when transcoding).
-    return (["-ss", _seconds(start)] if start > 0 else []) + ["-i", url]
+    return (["-ss", _seconds(start)] if start > 0 else []) + input_args(path)
 
 
 def _window(spec: Spec, media: MediaInfo) -> tuple[float, float | None]:

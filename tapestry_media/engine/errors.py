@@ -12,13 +12,19 @@ from collections.abc import Sequence
 class EngineError(Exception):
     """Base class: the local engine could not run the operation.
 
-    ``reason`` is the message; ``stderr`` holds the last lines ffmpeg wrote, when ffmpeg ran.
+    ``reason`` is the message, naming files by their base name only; ``stderr`` holds the last
+    lines ffmpeg wrote, when ffmpeg ran (with full paths: for operators, not for users).
     """
 
     def __init__(self, reason: str, *, stderr: Sequence[str] = ()) -> None:
         super().__init__(reason)
         self.reason = reason
         self.stderr: tuple[str, ...] = tuple(stderr)
+
+    @property
+    def detail(self) -> str:
+        """ffmpeg's own words in full (or the reason when ffmpeg did not run)."""
+        return "\n".join(self.stderr) if self.stderr else self.reason
 
 
 class EngineUnavailable(EngineError):
@@ -38,6 +44,11 @@ class UnsupportedOperation(EngineError):
 
 class InputError(EngineError):
     """The input cannot be used: missing, unreadable/corrupt, or lacking the needed stream."""
+
+
+class InputRefused(InputError):
+    """The input is of a kind the engine never reads: a playlist or manifest that names other
+    files or URLs (DASH, HLS, concat, SDP…), or anything outside the allowed demuxers."""
 
 
 class EngineTimeout(EngineError):

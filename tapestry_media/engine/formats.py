@@ -86,3 +86,31 @@ AUDIO_ENCODERS: Final = MappingProxyType(
 )
 IMAGE_ENCODERS: Final = MappingProxyType({"jpeg": "mjpeg", "png": "png", "webp": "libwebp"})
 LOSSLESS_FORMATS: Final = frozenset({"wav", "flac", "png"})
+
+# The demuxers inputs may be read with (ffmpeg -format_whitelist): one or more for every default
+# upload extension, none that opens other files or URLs named inside the input. mov covers
+# mp4/m4v/m4a/heic/avif (its dref following is off by default); images go through image2 or the
+# *_pipe demuxers, whichever probes higher.
+INPUT_DEMUXERS: Final = (
+    "mov",  # mp4 mov m4v m4a heic avif
+    "matroska",  # mkv webm
+    "webm",
+    "avi",
+    "image2",  # jpg jpeg png webp gif by extension
+    "jpeg_pipe",
+    "png_pipe",
+    "webp_pipe",
+    "webp_anim",
+    "gif",
+    "gif_pipe",
+    "mp3",
+    "aac",
+    "wav",
+    "ogg",  # ogg opus
+    "flac",
+)
+# Formats that are lists of other resources. The allow-list already refuses them; this is the
+# second line should a probe ever name one.
+REFERENCING_FORMATS: Final = frozenset(
+    {"dash", "hls", "concat", "imf", "sdp", "rtp", "rtsp", "webm_dash_manifest", "avisynth"}
+)

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from .binary import available_encoders, find_ffmpeg
 from .commands import DEFAULT_PRESET, Command, plan_command
 from .diagnostics import describe
-from .errors import EngineError, EngineTimeout, InputError, UnsupportedOperation
+from .errors import EngineError, EngineTimeout, InputError, InputRefused, UnsupportedOperation
 from .formats import FORMATS
 from .options import Spec, parse_spec
-from .probe import MediaInfo, probe
+from .paths import without_paths
+from .probe import MediaInfo, is_refusal, probe
 from .progress import ProgressReporter
 from .runner import Completed, run_ffmpeg
 
@@ -48,6 +49,7 @@ def run_operation(
     progress: Callable[[float], None] | None = None,
     timeout: float | None = None,
     preset: str = DEFAULT_PRESET,
+    input_name: str | None = None,
 ) -> EngineResult:
     """Run a ``video``, ``image`` or ``audio`` operation on a local file.
 
@@ -60,7 +62,8 @@ def run_operation(
     ``progress`` is called from this thread with percentages (0.0 first, then increasing, 100.0
     last on success); raising from it stops ffmpeg and propagates the exception. ``timeout``
     (seconds) covers the whole operation; past it ffmpeg is killed and :class:`EngineTimeout`
-    raised. ``preset`` is the x264/x265 speed preset.
+    raised. ``preset`` is the x264/x265 speed preset. ``input_name`` is how error messages call
+    the input (default: its base name); messages never carry a path, ``stderr`` does.
 
     Raises :class:`UnsupportedOperation` (kind, option or value), :class:`InputError` (missing,
     unreadable or unsuitable input), :class:`EngineUnavailable` (no ffmpeg), :class:`EngineTimeout`,
@@ -71,7 +74,8 @@ def run_operation(
     name = _basename(basename, input_path)
     binary = find_ffmpeg(ffmpeg)
     deadline = None if timeout is None else time.monotonic() + timeout
-    media = probe(input_path, ffmpeg=binary, timeout=_left(deadline, _PROBE_TIMEOUT))
+    shown = input_name or os.path.basename(os.fspath(input_path))
+    media = probe(input_path, ffmpeg=binary, timeout=_left(deadline, _PROBE_TIMEOUT), name=shown)
     partial = _partial_path(output_dir, name, FORMATS[spec.kind][spec.format].suffix)
     command = plan_command(spec, media, binary, input_path, partial, preset=preset)
     _require_encoders(binary, command, spec)
@@ -80,7 +84,7 @@ def run_operation(
     reporter.report(0.0)
     try:
         completed = _run(command, reporter, deadline, timeout)
-        _check_output(completed, partial, spec, media)
+        _check_output(completed, partial, spec, media, {os.fspath(input_path): shown})
         final = os.path.join(os.path.abspath(output_dir), name + command.output_format.suffix)
         result = _describe_output(binary, partial, final, command, deadline)
         os.replace(partial, final)
@@ -144,10 +148,17 @@ def _require_encoders(ffmpeg: str, command: Command, spec: Spec) -> None:
         )
 
 
-def _check_output(completed: Completed, partial: str, spec: Spec, media: MediaInfo) -> None:
+def _check_output(
+    completed: Completed, partial: str, spec: Spec, media: MediaInfo, names: dict[str, str]
+) -> None:
     if completed.returncode != 0:
-        reason = describe(completed.stderr)
-        error = InputError if _blames_input(completed.stderr) else EngineError
+        reason = without_paths(describe(completed.stderr), names)
+        if is_refusal(list(completed.stderr)):
+            error: type[EngineError] = InputRefused
+        elif _blames_input(completed.stderr):
+            error = InputError
+        else:
+            error = EngineError
         raise error(
             f"ffmpeg failed ({spec.kind}, exit status {completed.returncode}): {reason}",
             stderr=completed.stderr,

@@ -15,8 +15,10 @@ from dataclasses import dataclass, replace
 
 from .binary import find_ffmpeg
 from .diagnostics import describe
-from .errors import EngineTimeout, InputError
-from .paths import ffmpeg_url
+from .errors import EngineTimeout, InputError, InputRefused
+from .formats import REFERENCING_FORMATS
+from .paths import input_args, without_paths
+from .sniff import manifest_kind
 
 logger = logging.getLogger("tapestry_media.engine")
 
@@ -76,26 +78,53 @@ class _Stream:
 
 
 def probe(
-    path: str | os.PathLike[str], *, ffmpeg: str | None = None, timeout: float | None = 60.0
+    path: str | os.PathLike[str],
+    *,
+    ffmpeg: str | None = None,
+    timeout: float | None = 60.0,
+    name: str | None = None,
 ) -> MediaInfo:
-    """Probe a local file; :class:`InputError` when it is missing or ffmpeg cannot read it."""
+    """Probe a local file; :class:`InputError` when it is missing or ffmpeg cannot read it,
+    :class:`InputRefused` when it is a playlist/manifest or no allowed demuxer takes it.
+
+    ``name`` is how messages call the file (default: its base name); they never hold its path.
+    """
     filename = os.fspath(path)
+    name = name or os.path.basename(filename)
     if not os.path.isfile(filename):
-        raise InputError(f"input file not found: {filename}")
-    argv = [find_ffmpeg(ffmpeg), "-hide_banner", "-nostdin", "-i", ffmpeg_url(filename)]
+        raise InputError(f"input file not found: {name}", stderr=[f"not a file: {filename}"])
+    if kind := manifest_kind(filename):
+        raise InputRefused(
+            f"{name} is a {kind} playlist or manifest, which the engine does not read"
+        )
+    argv = [find_ffmpeg(ffmpeg), "-hide_banner", "-nostdin", *input_args(filename)]
     logger.debug("probing: %s", shlex.join(argv))
     try:
         completed = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as exc:
-        raise EngineTimeout(f"probing {filename} took longer than {timeout} s") from exc
+        raise EngineTimeout(f"probing {name} took longer than {timeout} s") from exc
     lines = completed.stderr.decode("utf-8", errors="replace").splitlines()
+    if is_refusal(lines):
+        raise InputRefused(
+            f"{name} is not a media file the engine reads (a playlist, a manifest or an "
+            "unsupported format)",
+            stderr=lines[-20:],
+        )
     info = parse_probe_output(lines)
     if info is None:
-        raise InputError(
-            f"ffmpeg cannot read {os.path.basename(filename)}: {describe(lines)}",
+        reason = without_paths(describe(lines), {filename: name})
+        raise InputError(f"ffmpeg cannot read {name}: {reason}", stderr=lines[-20:])
+    if set((info.format_name or "").split(",")) & REFERENCING_FORMATS:
+        raise InputRefused(
+            f"{name} is a {info.format_name} playlist or manifest, which the engine does not read",
             stderr=lines[-20:],
         )
     return info
+
+
+def is_refusal(lines: list[str]) -> bool:
+    """ffmpeg refused a demuxer or protocol outside the allow-lists."""
+    return any("not on whitelist" in line for line in lines)
 
 
 def parse_probe_output(lines: list[str]) -> MediaInfo | None:
