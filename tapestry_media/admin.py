@@ -26,6 +26,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import pipeline
 from .api.outputs import output_src
+from .links import safe_link
 from .conf import BUILTIN_BACKENDS, get_settings
 from .models import Submission, SubmissionStatus, Task, WebhookEvent, metadata_q
 from .status import Status
@@ -392,7 +393,7 @@ class TaskAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "remote_id",
         "progress_text",
         "output_preview",
-        "output_url",
+        "output_link",
         "priority",
         "attempt",
         "retries",
@@ -425,7 +426,7 @@ class TaskAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             },
         ),
         (_("Request"), {"fields": ("options_json", "metadata_json", "priority")}),
-        (_("Result"), {"fields": ("output_preview", "output_url", "output_json", "error_json")}),
+        (_("Result"), {"fields": ("output_preview", "output_link", "output_json", "error_json")}),
         (
             _("Attempts"),
             {"fields": (("attempt", "retries", "next_attempt_at"), "attempts_json")},
@@ -510,6 +511,16 @@ class TaskAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.display(description=_("preview"))
     def output_preview(self, obj: Task) -> SafeString:
         return preview(obj)
+
+    @admin.display(description=_("output URL"))
+    def output_link(self, obj: Task) -> SafeString:
+        """A link only for a URL :func:`~tapestry_media.links.safe_link` accepts; any other
+        stored value is shown as text."""
+        if not obj.output_url:
+            return format_html('<span class="tm-muted">{}</span>', "—")
+        if safe_link(obj.output_url):
+            return format_html('<a href="{}">{}</a>', obj.output_url, obj.output_url)
+        return format_html("<code>{}</code>", obj.output_url)
 
     @admin.display(description=_("options"))
     def options_json(self, obj: Task) -> SafeString:
