@@ -8,7 +8,6 @@ through the same reconcile path as a delivery (database only).
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -26,14 +25,14 @@ from django.utils.translation import gettext_lazy as _
 
 from . import pipeline
 from .api.outputs import output_src
-from .links import safe_link
 from .conf import BUILTIN_BACKENDS, get_settings
+from .links import safe_link
+from .metadata import is_valid_key
 from .models import Submission, SubmissionStatus, Task, WebhookEvent, metadata_q
 from .status import Status
 
 #: The seed's metadata keys: a bare search term is matched against each of them, exactly.
 SEARCH_KEYS = ("user_id", "submission_id", "campaign", "source", "order_id", "priority")
-_KEY = re.compile(r"^[A-Za-z0-9_]{1,32}$")
 NOT_POLLABLE = _(
     "only pending or processing tasks with a remote id, on a backend that can fetch tasks, "
     "are polled"
@@ -66,7 +65,7 @@ def metadata_search(term: str, vendor: str) -> Q | None:
         return None
     key, sep, value = term.partition("=")
     if sep:
-        return metadata_q({key: value}, vendor) if _KEY.match(key) and value else None
+        return metadata_q({key: value}, vendor) if is_valid_key(key) and value else None
     query = Q()
     for key in SEARCH_KEYS:
         query |= metadata_q({key: term}, vendor)

@@ -37,17 +37,24 @@ class MetadataError(ValidationError):
         return str(self.messages[0])
 
 
+def is_valid_key(key: object) -> bool:
+    """``[A-Za-z0-9_]{1,32}`` without ``__``: Django's lookup separator has no place in a key
+    (``campaign__regex`` was once read as a regex filter)."""
+    return isinstance(key, str) and bool(_KEY.match(key)) and "__" not in key
+
+
 def validate_metadata(metadata: Mapping[str, Any]) -> dict[str, str]:
-    """Check the contract's limits: ≤32 keys of ``[A-Za-z0-9_]{1,32}``, string values ≤2048."""
+    """Check the contract's limits: ≤32 keys of ``[A-Za-z0-9_]{1,32}`` (no ``__``), string
+    values ≤2048."""
     if not isinstance(metadata, Mapping):
         raise MetadataError("metadata must be an object of string keys to string values.")
     if len(metadata) > MAX_KEYS:
         raise MetadataError(f"metadata has {len(metadata)} keys; at most {MAX_KEYS} are allowed.")
     for key, value in metadata.items():
-        if not isinstance(key, str) or not _KEY.match(key):
+        if not is_valid_key(key):
             raise MetadataError(
                 f"metadata key {key!r} is invalid: use 1 to {MAX_KEY_LENGTH} characters of "
-                "letters, digits and '_'.",
+                "letters, digits and '_', without '__'.",
                 key=str(key),
             )
         if not isinstance(value, str):

@@ -15,6 +15,8 @@ from typing import Any
 from django.conf import settings
 from django.db import connections, models, router, transaction
 from django.db.models import Q
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.lookups import Exact
 from django.utils.translation import gettext_lazy as _
 
 from .status import TERMINAL, Status
@@ -127,12 +129,15 @@ class Submission(models.Model):
 
 def metadata_q(pairs: dict[str, str], vendor: str) -> Q:
     """All ``pairs`` present in ``Task.metadata``, exactly. On PostgreSQL this is
-    ``metadata @> '{...}'``, which the GIN index of migration 0003 serves (``metadata -> 'key'
-    = '"value"'`` would scan the table); SQLite has no ``contains`` on JSON, so there it is one
-    ``json_extract`` comparison per key."""
+    ``metadata @> %s`` (the pairs as one JSON parameter), which the GIN index of migration 0003
+    serves (``metadata -> 'key' = '"value"'`` would scan the table); SQLite and MySQL have no
+    such ``contains``, so there it is one text comparison per key, ``json_extract(metadata, %s)
+    = %s``, with the key's path and the value as parameters."""
     if vendor == "postgresql":
         return Q(metadata__contains=pairs)
-    return Q(**{f"metadata__{key}": value for key, value in pairs.items()})
+    # The key is a parameter of the transform, never part of a lookup path: a key such as
+    # "campaign__regex" must stay a key, not choose a lookup.
+    return Q(*(Exact(KeyTextTransform(key, "metadata"), value) for key, value in pairs.items()))
 
 
 class TaskQuerySet(models.QuerySet["Task"]):
