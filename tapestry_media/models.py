@@ -44,12 +44,21 @@ class SubmissionStatus(models.TextChoices):
     FAILED = "failed", _("Failed")
 
 
+def may_view_all(user: Any, model: type[models.Model]) -> bool:
+    """The model's ``view_…`` permission (superusers have it); ``is_staff`` alone is not it."""
+    opts = model._meta
+    return bool(getattr(user, "is_active", False)) and bool(
+        user.has_perm(f"{opts.app_label}.view_{opts.model_name}")
+    )
+
+
 def visible_to(queryset: models.QuerySet[Any], user: Any, own: Q) -> Any:
-    """Staff see every row, anonymous users none, everyone else the rows ``own`` selects."""
-    if getattr(user, "is_staff", False):
-        return queryset
+    """Holders of the view permission see every row, anonymous users none, everyone else the
+    rows ``own`` selects."""
     if not getattr(user, "is_authenticated", False):
         return queryset.none()
+    if may_view_all(user, queryset.model):
+        return queryset
     return queryset.filter(own)
 
 
@@ -206,6 +215,9 @@ class Task(models.Model):
         verbose_name = _("task")
         verbose_name_plural = _("tasks")
         ordering = ("-created_at", "-pk")
+        permissions = [
+            ("submit_any_input", _("Can create tasks on any input (URLs, other users' files)")),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=("submission", "generation", "name"),
