@@ -54,5 +54,7 @@ def drop_unsafe_links(output: Any) -> tuple[Any, list[str]]:
         return kept, dropped
     if not isinstance(output, dict):
         return output, []
-    unsafe = [k for k in LINK_KEYS if output.get(k) not in (None, "") and not is_safe_link(output[k])]
+    unsafe = [
+        k for k in LINK_KEYS if output.get(k) not in (None, "") and not is_safe_link(output[k])
+    ]
     return {k: v for k, v in output.items() if k not in unsafe}, [str(output[k]) for k in unsafe]

@@ -152,7 +152,7 @@ def merge(task: Task, remote: RemoteTask) -> list[str]:
         if remote.output is not None:
             output, dropped = drop_unsafe_links(remote.output)
             if dropped:
-                logger.warning("task %s: output links %r refused (not http/https)", task.pk, dropped)
+                logger.warning("task %s: output links %r refused (not http(s))", task.pk, dropped)
             put("output", output)
         if len(remote.output_url) <= _OUTPUT_URL_LENGTH and is_safe_link(remote.output_url):
             put("output_url", remote.output_url)

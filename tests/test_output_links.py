@@ -183,7 +183,8 @@ def test_example_site_renders_no_hostile_src(settings, client, user, hostile: st
     use_example_site(settings)
     client.force_login(user)
     sub = finished_upload(user, hostile, hostile)
-    for url in (reverse("example:submission", args=[sub.public_id]), reverse("example:submissions")):
+    detail = reverse("example:submission", args=[sub.public_id])
+    for url in (detail, reverse("example:submissions")):
         response = client.get(url)
         assert response.status_code == 200
         assert not [v for v in links(response.content.decode()) if _dangerous(v)], url
