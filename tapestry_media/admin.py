@@ -8,7 +8,6 @@ through the same reconcile path as a delivery (database only).
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -27,12 +26,13 @@ from django.utils.translation import gettext_lazy as _
 from . import pipeline
 from .api.outputs import output_src
 from .conf import BUILTIN_BACKENDS, get_settings
+from .links import safe_link
+from .metadata import is_valid_key
 from .models import Submission, SubmissionStatus, Task, WebhookEvent, metadata_q
 from .status import Status
 
 #: The seed's metadata keys: a bare search term is matched against each of them, exactly.
 SEARCH_KEYS = ("user_id", "submission_id", "campaign", "source", "order_id", "priority")
-_KEY = re.compile(r"^[A-Za-z0-9_]{1,32}$")
 NOT_POLLABLE = _(
     "only pending or processing tasks with a remote id, on a backend that can fetch tasks, "
     "are polled"
@@ -65,7 +65,7 @@ def metadata_search(term: str, vendor: str) -> Q | None:
         return None
     key, sep, value = term.partition("=")
     if sep:
-        return metadata_q({key: value}, vendor) if _KEY.match(key) and value else None
+        return metadata_q({key: value}, vendor) if is_valid_key(key) and value else None
     query = Q()
     for key in SEARCH_KEYS:
         query |= metadata_q({key: term}, vendor)
@@ -392,7 +392,7 @@ class TaskAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "remote_id",
         "progress_text",
         "output_preview",
-        "output_url",
+        "output_link",
         "priority",
         "attempt",
         "retries",
@@ -425,7 +425,7 @@ class TaskAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             },
         ),
         (_("Request"), {"fields": ("options_json", "metadata_json", "priority")}),
-        (_("Result"), {"fields": ("output_preview", "output_url", "output_json", "error_json")}),
+        (_("Result"), {"fields": ("output_preview", "output_link", "output_json", "error_json")}),
         (
             _("Attempts"),
             {"fields": (("attempt", "retries", "next_attempt_at"), "attempts_json")},
@@ -510,6 +510,16 @@ class TaskAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.display(description=_("preview"))
     def output_preview(self, obj: Task) -> SafeString:
         return preview(obj)
+
+    @admin.display(description=_("output URL"))
+    def output_link(self, obj: Task) -> SafeString:
+        """A link only for a URL :func:`~tapestry_media.links.safe_link` accepts; any other
+        stored value is shown as text."""
+        if not obj.output_url:
+            return format_html('<span class="tm-muted">{}</span>', "—")
+        if safe_link(obj.output_url):
+            return format_html('<a href="{}">{}</a>', obj.output_url, obj.output_url)
+        return format_html("<code>{}</code>", obj.output_url)
 
     @admin.display(description=_("options"))
     def options_json(self, obj: Task) -> SafeString:

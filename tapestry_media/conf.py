@@ -301,6 +301,8 @@ def _is_duration(value: object) -> str:
 def _is_correlation_key(value: object) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_]{1,32}", value):
         return "must be 1 to 32 characters of [A-Za-z0-9_]."
+    if "__" in value:
+        return "must not contain '__' (Django's lookup separator)."
     return ""
 
 

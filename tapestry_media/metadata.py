@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 MAX_KEYS = 32
 MAX_KEY_LENGTH = 32
 MAX_VALUE_LENGTH = 2048
-_KEY = re.compile(r"^[A-Za-z0-9_]{1,32}$")
+#: no ``__``: Django's lookup separator has no place in a key (``campaign__regex`` was once
+#: read as a regex filter). The same pattern is published in the OpenAPI document.
+_KEY = re.compile(r"^(?!.*__)[A-Za-z0-9_]{1,32}$")
 
 SUBMISSION_OWNED_KEYS = ("submission_id", "user_id")
 
@@ -40,9 +42,14 @@ class MetadataError(ValidationError):
 KEY_PATTERN = _KEY.pattern
 
 
+def is_valid_key(key: object) -> bool:
+    """``[A-Za-z0-9_]{1,32}`` without ``__``."""
+    return isinstance(key, str) and bool(_KEY.match(key))
+
+
 def validate_metadata(metadata: Mapping[str, Any], *, max_keys: int = MAX_KEYS) -> dict[str, str]:
-    """Check the contract's limits: ≤32 keys of ``[A-Za-z0-9_]{1,32}``, string values ≤2048.
-    ``max_keys`` is lower for a client's metadata (see ``client_key_limit``)."""
+    """Check the contract's limits: ≤32 keys of ``[A-Za-z0-9_]{1,32}`` (no ``__``), string
+    values ≤2048. ``max_keys`` is lower for a client's metadata (see ``client_key_limit``)."""
     if not isinstance(metadata, Mapping):
         raise MetadataError("metadata must be an object of string keys to string values.")
     if len(metadata) > max_keys:
@@ -51,10 +58,10 @@ def validate_metadata(metadata: Mapping[str, Any], *, max_keys: int = MAX_KEYS) 
             f"metadata has {len(metadata)} keys; at most {max_keys} are allowed{room}."
         )
     for key, value in metadata.items():
-        if not isinstance(key, str) or not _KEY.match(key):
+        if not is_valid_key(key):
             raise MetadataError(
                 f"metadata key {key!r} is invalid: use 1 to {MAX_KEY_LENGTH} characters of "
-                "letters, digits and '_'.",
+                "letters, digits and '_', without '__'.",
                 key=str(key),
             )
         if not isinstance(value, str):

@@ -16,6 +16,8 @@ from typing import Any
 from django.conf import settings
 from django.db import connections, models, router, transaction
 from django.db.models import Q
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.lookups import Exact
 from django.utils.translation import gettext_lazy as _
 
 from .status import TERMINAL, Status
@@ -48,12 +50,21 @@ class SubmissionStatus(models.TextChoices):
     FAILED = "failed", _("Failed")
 
 
+def may_view_all(user: Any, model: type[models.Model]) -> bool:
+    """The model's ``view_…`` permission (superusers have it); ``is_staff`` alone is not it."""
+    opts = model._meta
+    return bool(getattr(user, "is_active", False)) and bool(
+        user.has_perm(f"{opts.app_label}.view_{opts.model_name}")
+    )
+
+
 def visible_to(queryset: models.QuerySet[Any], user: Any, own: Q) -> Any:
-    """Staff see every row, anonymous users none, everyone else the rows ``own`` selects."""
-    if getattr(user, "is_staff", False):
-        return queryset
+    """Holders of the view permission see every row, anonymous users none, everyone else the
+    rows ``own`` selects."""
     if not getattr(user, "is_authenticated", False):
         return queryset.none()
+    if may_view_all(user, queryset.model):
+        return queryset
     return queryset.filter(own)
 
 
@@ -153,12 +164,15 @@ class Submission(models.Model):
 
 def metadata_q(pairs: dict[str, str], vendor: str) -> Q:
     """All ``pairs`` present in ``Task.metadata``, exactly. On PostgreSQL this is
-    ``metadata @> '{...}'``, which the GIN index of migration 0003 serves (``metadata -> 'key'
-    = '"value"'`` would scan the table); SQLite has no ``contains`` on JSON, so there it is one
-    ``json_extract`` comparison per key."""
+    ``metadata @> %s`` (the pairs as one JSON parameter), which the GIN index of migration 0003
+    serves (``metadata -> 'key' = '"value"'`` would scan the table); SQLite and MySQL have no
+    such ``contains``, so there it is one text comparison per key, ``json_extract(metadata, %s)
+    = %s``, with the key's path and the value as parameters."""
     if vendor == "postgresql":
         return Q(metadata__contains=pairs)
-    return Q(**{f"metadata__{key}": value for key, value in pairs.items()})
+    # The key is a parameter of the transform, never part of a lookup path: a key such as
+    # "campaign__regex" must stay a key, not choose a lookup.
+    return Q(*(Exact(KeyTextTransform(key, "metadata"), value) for key, value in pairs.items()))
 
 
 class TaskQuerySet(models.QuerySet["Task"]):
@@ -227,6 +241,9 @@ class Task(models.Model):
         verbose_name = _("task")
         verbose_name_plural = _("tasks")
         ordering = ("-created_at", "-pk")
+        permissions = [
+            ("submit_any_input", _("Can create tasks on any input (URLs, other users' files)")),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=("submission", "generation", "name"),

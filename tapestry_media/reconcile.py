@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from . import aggregate, statements
 from .conf import get_settings
+from .links import drop_unsafe_links, is_safe_link
 from .models import Task
 from .remote import RemoteTask
 from .signals import send_after_commit, task_failed, task_succeeded, task_updated
@@ -154,8 +155,11 @@ def merge(task: Task, remote: RemoteTask) -> list[str]:
     if moves and remote.status == Status.SUCCEEDED:
         put("progress", 100)
         if remote.output is not None:
-            put("output", remote.output)
-        if remote.output_url and len(remote.output_url) <= _OUTPUT_URL_LENGTH:
+            output, dropped = drop_unsafe_links(remote.output)
+            if dropped:
+                logger.warning("task %s: output links %r refused (not http(s))", task.pk, dropped)
+            put("output", output)
+        if len(remote.output_url) <= _OUTPUT_URL_LENGTH and is_safe_link(remote.output_url):
             put("output_url", remote.output_url)
         put("error", None)
     if moves and remote.status in (Status.FAILED, Status.CANCELLED):

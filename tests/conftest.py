@@ -3,8 +3,10 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tapestry_media import backends
@@ -79,6 +81,14 @@ def video_upload(
     name: str = "clip.mp4", data: bytes = b"\x00\x00\x00\x18ftypmp42"
 ) -> SimpleUploadedFile:
     return SimpleUploadedFile(name, data, content_type="video/mp4")
+
+
+def grant(user: Any, *codenames: str) -> None:
+    """Give ``user`` these ``tapestry_media`` permissions."""
+    user.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="tapestry_media", codename__in=codenames)
+    )
+    assert user.user_permissions.count() == len(codenames)
 
 
 @pytest.fixture

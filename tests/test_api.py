@@ -15,7 +15,7 @@ from tapestry_media.models import Submission, Task
 from tapestry_media.status import Status
 from tapestry_media.testing.jobs import enqueued_names
 
-from .conftest import video_upload
+from .conftest import grant, video_upload
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_network", "fresh_throttles")]
 
@@ -47,7 +47,9 @@ def other_api(other_user) -> APIClient:
 
 @pytest.fixture
 def staff_api(django_user_model) -> APIClient:
+    """Staff who hold the view permissions and ``submit_any_input``."""
     staff = django_user_model.objects.create_user("staff", password="pw", is_staff=True)
+    grant(staff, "view_submission", "view_task", "submit_any_input")
     client = APIClient()
     client.force_authenticate(staff)
     return client
@@ -405,6 +407,7 @@ def count_queries(client: APIClient, url: str) -> tuple[int, int]:
 @pytest.mark.parametrize("url", [SUBMISSIONS, TASKS])
 def test_list_queries_do_not_grow_with_rows(django_user_model, url) -> None:
     staff = django_user_model.objects.create_user("boss", password="pw", is_staff=True)
+    grant(staff, "view_submission", "view_task")
     client = APIClient()
     client.login(username="boss", password="pw")  # a real session: its queries count too
     per_row = 1 if url == SUBMISSIONS else 3

@@ -8,11 +8,12 @@ from typing import Any
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from ..models import Submission, Task
+from ..models import Submission, Task, may_view_all
 
 
 class IsOwnerOrStaff(BasePermission):
-    """Signed-in users; objects of their own (uploaded, or created by them), or staff."""
+    """Signed-in users; objects of their own (uploaded, or created by them), or any object of
+    a model they hold the ``view_…`` permission for. ``is_staff`` alone grants nothing here."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
         user = request.user
@@ -20,7 +21,7 @@ class IsOwnerOrStaff(BasePermission):
 
     def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
         user = request.user
-        if user.is_staff:
+        if isinstance(obj, Submission | Task) and may_view_all(user, type(obj)):
             return True
         if isinstance(obj, Submission):
             return obj.uploader_id == user.pk

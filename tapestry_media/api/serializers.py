@@ -13,6 +13,7 @@ from rest_framework import serializers
 from rest_framework.fields import empty
 
 from .. import metadata as md
+from ..links import drop_unsafe_links
 from ..models import Submission, Task
 from ..remote import public_error
 from ..status import Status
@@ -161,8 +162,17 @@ class TaskSummarySerializer(PinnedModelSerializer):
         return public_error(task.error)
 
 
+class OutputField(serializers.JSONField):
+    """The result as stored, without a ``url``/``src`` that is not http(s) or a path: a row
+    written some other way must not hand a client a ``javascript:`` link."""
+
+    def to_representation(self, value: Any) -> Any:
+        return super().to_representation(drop_unsafe_links(value)[0])
+
+
 class TaskSerializer(TaskSummarySerializer):
     submission = serializers.SerializerMethodField()
+    output = OutputField(read_only=True)
 
     method_field_schemas = {
         "output_url": URL_OR_EMPTY,

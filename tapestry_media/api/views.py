@@ -51,6 +51,8 @@ from .serializers import (
 )
 from .throttling import TapestryRateThrottle
 
+#: Tasks on inputs other than one's own uploads: URLs, paths, other users' submissions.
+SUBMIT_ANY_INPUT = "tapestry_media.submit_any_input"
 _METADATA_PARAM = re.compile(r"^metadata\[([^\[\]]*)\]$")
 TEXT_PARAM = {"type": "string", "pattern": NO_NUL}
 
@@ -199,7 +201,8 @@ class SubmissionDetail(ListPolicy, generics.RetrieveAPIView[Submission]):
 class TaskList(ListPolicy, generics.ListCreateAPIView[Task]):
     """`GET`: your tasks (`?status=`, `?kind=`, `?submission=`, `?metadata[key]=`).
     `POST`: `{"input", "kind", "options", "metadata"}` like Ittybit's `POST /tasks`;
-    `input` is one of your submissions (id or file name), or anything for staff."""
+    `input` is one of your submissions (id or file name), or anything with the
+    `tapestry_media.submit_any_input` permission."""
 
     serializer_class = TaskSerializer
     create_serializer_class = TaskCreateSerializer
@@ -243,8 +246,9 @@ class TaskList(ListPolicy, generics.ListCreateAPIView[Task]):
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        submission = own_submission(request.user, data["input"])
-        if submission is None and not request.user.is_staff:
+        any_input = request.user.has_perm(SUBMIT_ANY_INPUT)
+        submission = own_submission(request.user, data["input"], any_input=any_input)
+        if submission is None and not any_input:
             raise ValidationError(
                 {"input": "must be one of your submissions: its id (sub_…) or its file name."}
             )
@@ -311,9 +315,12 @@ class NotFound(Policy):
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def own_submission(user: Any, value: str) -> Submission | None:
-    """The submission ``value`` names (public id or stored file name) that ``user`` may use."""
-    return Submission.objects.for_user(user).filter(Q(public_id=value) | Q(file=value)).first()
+def own_submission(user: Any, value: str, *, any_input: bool) -> Submission | None:
+    """The submission ``value`` names (public id or stored file name) that ``user`` may use:
+    one they uploaded, or with ``submit_any_input`` anyone's. Seeing a submission (the view
+    permission) is not using it."""
+    rows = Submission.objects.filter(Q(public_id=value) | Q(file=value))
+    return (rows if any_input else rows.filter(uploader=user)).first()
 
 
 def choices(name: str, raw: str, enum: Any) -> list[str]:
