@@ -9,9 +9,9 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import F, Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.views.decorators.cache import cache_control
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import cache_control
 
 from tapestry_media.api.outputs import output_src
 from tapestry_media.models import Submission, Task
