@@ -1,7 +1,7 @@
 """Run the example site on the local engine: migrate, a demo login, a worker, the site, and one
 generated sample video processed end to end. Ctrl-C stops everything this started.
 
-    scripts/demo.sh [--port 8000] [--no-sample] [--exit-when-ready]
+    scripts/demo.sh [--port 8000] [--no-sample] [--exit-when-ready]     (or PORT=8001 make demo)
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,14 @@ def main() -> int:
         "--exit-when-ready", action="store_true", help="stop once the sample is processed"
     )
     args = parser.parse_args()
+    if not port_is_free(args.port):
+        print(
+            f"port {args.port} is already in use (another program answers at "
+            f"http://127.0.0.1:{args.port}/). Stop it, or pick another port: "
+            f"PORT={args.port + 1} make demo",
+            file=sys.stderr,
+        )
+        return 2
 
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "example.settings", "PYTHONUNBUFFERED": "1"}
     env.setdefault("TAPESTRY_MEDIA_BACKEND", "local")
@@ -68,6 +77,16 @@ def main() -> int:
         return 0
     finally:
         stop()
+
+
+def port_is_free(port: int) -> bool:
+    """Whether runserver could listen on 127.0.0.1:``port`` (it would fail only later)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def upload_sample(manage: list[str], env: dict[str, str], site: str) -> None:

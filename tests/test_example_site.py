@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
+from rest_framework.test import APIClient
 
 from tapestry_media.models import Submission, Task
 from tapestry_media.status import Status
@@ -110,3 +111,31 @@ def test_static_assets_exist() -> None:
     assert finders.find("example/site.css")
     assert finders.find("example/submission.js")
     assert finders.find("tapestry_media/admin.css")
+
+
+def test_a_task_made_through_post_tasks_gets_its_own_label(signed_in, user) -> None:
+    sub = Submission.objects.create(uploader=user, file=video_upload(), title="Beach")
+    api = APIClient()
+    api.force_authenticate(user)
+    made = api.post(
+        reverse("tapestry_media:task-list"),
+        {"input": sub.public_id, "kind": "video"},
+        format="json",
+    )
+    assert made.status_code == 201, made.json()
+    short = made.json()["id"].replace("-", "")[:8]
+    text = signed_in.get(reverse("example:submission", args=[sub.public_id])).content.decode()
+    assert text.count('data-step="video"') == 1  # the pipeline's own step
+    assert f'data-step="task-{short}"' in text
+    assert f"Video · task {short}" in text
+
+
+def test_the_processing_message_is_marked_for_the_page_script(signed_in) -> None:
+    response = signed_in.post(
+        reverse("example:upload"),
+        {"file": video_upload(), "title": "Beach", "source": "web"},
+        follow=True,
+    )
+    text = response.content.decode()
+    assert 'class="flash-success" data-flash="processing"' in text
+    assert "Processing has started" in text

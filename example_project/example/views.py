@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -9,6 +11,7 @@ from django.db.models import F, Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import cache_control
 
 from tapestry_media.api.outputs import output_src
 from tapestry_media.models import Submission, Task
@@ -28,6 +31,7 @@ STEP_LABELS = {
     "cancelled": "Cancelled",
     "superseded": "Replaced",
 }
+FAVICON = Path(__file__).resolve().parent / "static" / "example" / "favicon.svg"
 
 
 def with_current_tasks(rows: QuerySet[Submission]) -> QuerySet[Submission]:
@@ -45,14 +49,25 @@ def outputs(submission: Submission) -> dict[str, str]:
     }
 
 
+def step_key(task: Task) -> tuple[str, str]:
+    """``(data-step, label)``. A task made through ``POST tasks/`` without a ``step`` has no
+    name: its kind plus its short id tells it from the pipeline's step of the same kind."""
+    if task.name:
+        return task.name, task.name[:1].upper() + task.name[1:]
+    short = task.uuid.hex[:8]
+    return f"task-{short}", f"{task.kind[:1].upper()}{task.kind[1:]} · task {short}"
+
+
 def steps(submission: Submission) -> list[dict[str, object]]:
     rows = []
     for task in getattr(submission, "current", []):
+        key, name = step_key(task)
         progress = 100 if task.status == Status.SUCCEEDED else task.progress
         error = task.error.get("message", "") if isinstance(task.error, dict) else ""
         rows.append(
             {
-                "name": task.name or task.kind,
+                "key": key,
+                "name": name,
                 "status": task.status,
                 "label": STEP_LABELS.get(task.status, task.status),
                 "progress": progress,
@@ -60,6 +75,11 @@ def steps(submission: Submission) -> list[dict[str, object]]:
             }
         )
     return rows
+
+
+@cache_control(max_age=86400)
+def favicon(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(FAVICON.read_bytes(), content_type="image/svg+xml")
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -75,7 +95,11 @@ def upload(request: HttpRequest) -> HttpResponse:
         submission = form.save(commit=False)
         submission.uploader = request.user
         submission.save()
-        messages.success(request, "Uploaded. Processing has started; this page updates itself.")
+        messages.success(
+            request,
+            "Uploaded. Processing has started; this page updates itself.",
+            extra_tags="processing",  # submission.js removes it once the upload is final
+        )
         return redirect("example:submission", public_id=submission.public_id)
     campaigns = (
         Submission.objects.filter(uploader=request.user)

@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from django.test.testcases import _MediaFilesHandler
+
 EXAMPLE_PROJECT = Path(__file__).resolve().parents[2] / "example_project"
 
 
@@ -19,3 +21,9 @@ def use_example_site(settings: Any) -> None:
     settings.LOGIN_URL = "/accounts/login/"
     settings.LOGIN_REDIRECT_URL = "/"
     settings.LOGOUT_REDIRECT_URL = "/"
+
+
+def serve_media_through_urls(monkeypatch: Any) -> None:
+    """Django's live server answers MEDIA_URL itself (``static.serve``: no Range); step aside
+    so media reaches the example's own view, as it does under ``runserver``."""
+    monkeypatch.setattr(_MediaFilesHandler, "_should_handle", lambda self, path: False)

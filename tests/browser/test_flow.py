@@ -8,7 +8,6 @@ in its own thread between page checks. Screenshots go to ``test-artifacts/``.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import deque
@@ -17,67 +16,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connections
 
 from tapestry_media.models import Submission, Task
 from tapestry_media.status import Status
 from tapestry_media.testing.jobs import clear_jobs
 
 from ..media import make_clip
+from .conftest import ARTIFACTS
 
 try:
     from django.tasks.signals import task_enqueued
 except ImportError:  # Django 5.2 and the django-tasks backport
     from django_tasks.signals import task_enqueued  # type: ignore[no-redef]
 
-from .site import use_example_site
 
 pytestmark = [pytest.mark.browser, pytest.mark.once]
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
 READY_TIMEOUT = 180.0
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    if not os.access(CHROMIUM, os.X_OK):
-        # Under CI=true tests/conftest.py turns this skip into a failure.
-        pytest.skip(
-            f"no Chromium at {CHROMIUM}: run scripts/ensure-browser.sh "
-            "(apt-get install -y chromium) or set CHROMIUM=/path/to/chromium"
-        )
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
-        # While Playwright runs, this thread has an event loop, so Django keys its connections
-        # by context: the test body got connections of its own. Close them here, in that
-        # context, or PostgreSQL cannot drop the test database.
-        connections.close_all()
-
-
-@pytest.fixture
-def site(settings, monkeypatch) -> None:
-    use_example_site(settings)
-    settings.TAPESTRY_MEDIA = {
-        **settings.TAPESTRY_MEDIA,
-        "BACKEND": "local",
-        "PUBLIC_BASE_URL": "",  # outputs are served by this site under /media/
-    }
-    # Playwright's sync API keeps an event loop in this thread; the ORM calls made here
-    # between page steps are ordinary synchronous ones.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    ARTIFACTS.mkdir(exist_ok=True)
 
 
 @pytest.fixture

@@ -1,14 +1,6 @@
-"""The example site's URLs, plus the uploaded media (``static()`` serves it only with DEBUG)."""
+"""The example site's URLs, plus its media view (the site adds it only with DEBUG)."""
 
-from django.conf import settings
-from django.http import HttpRequest, HttpResponse
-from django.urls import re_path
-from django.views.static import serve
+from example.urls import media
 from example.urls import urlpatterns as site
 
-
-def media(request: HttpRequest, path: str) -> HttpResponse:
-    return serve(request, path, document_root=settings.MEDIA_ROOT)
-
-
-urlpatterns = [*site, re_path(r"^media/(?P<path>.*)$", media)]
+urlpatterns = [*site, *media]

@@ -30,6 +30,39 @@
     badge.textContent = BADGES[status] || status;
   }
 
+  function capfirst(text) { return text.charAt(0).toUpperCase() + text.slice(1); }
+
+  // Like views.step_key: a task made through POST tasks/ without a step shows its short id.
+  function stepKey(task) {
+    if (task.step) return { key: task.step, name: capfirst(task.step) };
+    var short = String(task.id || "").replace(/-/g, "").slice(0, 8);
+    return { key: "task-" + short, name: capfirst(task.kind) + " · task " + short };
+  }
+
+  // The "processing has started" message is stale once the upload is final.
+  function dropStaleFlash(status) {
+    if (TERMINAL.indexOf(status) === -1) return;
+    document.querySelectorAll('[data-flash~="processing"]').forEach(function (node) {
+      var list = node.parentNode;
+      node.remove();
+      if (list && !list.children.length) list.remove();
+    });
+  }
+
+  // The box takes the video's own shape, so a portrait clip is not squeezed into 16:9.
+  function fitPlayer() {
+    var video = document.getElementById("player");
+    var player = root.querySelector(".player");
+    if (!video || !player) return;
+    function fit() {
+      if (!video.videoWidth || !video.videoHeight) return;
+      player.style.aspectRatio = video.videoWidth + " / " + video.videoHeight;
+      player.classList.toggle("is-portrait", video.videoHeight > video.videoWidth);
+    }
+    video.addEventListener("loadedmetadata", fit);
+    fit();
+  }
+
   function renderSteps(tasks) {
     var list = root.querySelector("[data-steps]");
     if (!list) return;
@@ -39,10 +72,10 @@
       var label = STEPS[task.status] || task.status;
       if (task.status === "processing" && progress != null) label += " · " + progress + "%";
       var item = el("li", "step step-" + task.status);
-      item.setAttribute("data-step", task.step || task.kind);
+      var step = stepKey(task);
+      item.setAttribute("data-step", step.key);
       var row = el("div", "step-row");
-      var name = task.step || task.kind;
-      row.appendChild(el("span", "step-name", name.charAt(0).toUpperCase() + name.slice(1)));
+      row.appendChild(el("span", "step-name", step.name));
       var status = el("span", "step-status", label);
       status.setAttribute("data-step-status", "");
       row.appendChild(status);
@@ -84,6 +117,7 @@
 
   function render(submission) {
     renderBadge(submission.status);
+    dropStaleFlash(submission.status);
     renderSteps(submission.tasks || []);
     renderMedia(submission);
   }
@@ -116,5 +150,7 @@
     }, delay);
   }
 
+  fitPlayer();
+  dropStaleFlash(root.getAttribute("data-status"));
   if (TERMINAL.indexOf(root.getAttribute("data-status")) === -1) schedule();
 })();
