@@ -206,8 +206,10 @@ def test_bad_thresholds_are_refused(args: list[str]) -> None:
         call_command("tapestry_media", "status", *args, stdout=StringIO())
 
 
+@pytest.mark.django_db(transaction=True)
 def test_the_process_exit_code(capsys) -> None:
-    """Through ``manage.py``'s own entry point, as cron runs it."""
+    """Through ``manage.py``'s own entry point, as cron runs it (which closes the connections
+    at the end, hence a transactional test)."""
     utility = ManagementUtility(["manage.py", "tapestry_media", "status"])
     utility.execute()  # healthy: returns, no SystemExit
     assert "ok" in capsys.readouterr().out.splitlines()[-1]
