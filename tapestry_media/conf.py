@@ -30,14 +30,29 @@ SECRET_FIELDS = frozenset({"API_KEY", "WEBHOOK_SECRETS"})
 _STEP_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 
 
+#: The default pipeline bounds the long side of every picture at this many pixels.
+DEFAULT_LONG_SIDE = 1280
+
+
+def _long_side_box() -> dict[str, Any]:
+    """A square box with ``fit: contain``: the long side (landscape, portrait, or upright once
+    a display rotation is applied) is at most DEFAULT_LONG_SIDE and nothing is upscaled. The
+    Ittybit API takes the same width/height/fit options (its contract, section 2)."""
+    return {"width": DEFAULT_LONG_SIDE, "height": DEFAULT_LONG_SIDE, "fit": "contain"}
+
+
 def _default_pipeline() -> dict[str, list[dict[str, Any]]]:
     return {
         "video": [
-            {"name": "video", "kind": "video", "options": {"width": 1280, "format": "mp4"}},
-            {"name": "poster", "kind": "image", "options": {"format": "jpg", "start": 1}},
+            {"name": "video", "kind": "video", "options": {**_long_side_box(), "format": "mp4"}},
+            {
+                "name": "poster",
+                "kind": "image",
+                "options": {**_long_side_box(), "format": "jpg", "start": 1},
+            },
         ],
         "image": [
-            {"name": "image", "kind": "image", "options": {"width": 1280, "format": "webp"}},
+            {"name": "image", "kind": "image", "options": {**_long_side_box(), "format": "webp"}},
         ],
         "audio": [
             {"name": "audio", "kind": "audio", "options": {"format": "mp3"}},

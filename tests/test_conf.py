@@ -21,9 +21,15 @@ def test_defaults_are_documented_values() -> None:
     assert config.PIPELINE["video"][0] == {
         "name": "video",
         "kind": "video",
-        "options": {"width": 1280, "format": "mp4"},
+        "options": {"width": 1280, "height": 1280, "fit": "contain", "format": "mp4"},
     }
-    assert config.PIPELINE["video"][1]["options"] == {"format": "jpg", "start": 1}
+    assert config.PIPELINE["video"][1]["options"] == {
+        "width": 1280,
+        "height": 1280,
+        "fit": "contain",
+        "format": "jpg",
+        "start": 1,
+    }
     assert timedelta(minutes=15) == config.STALE_AFTER
 
 

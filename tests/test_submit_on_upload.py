@@ -52,7 +52,7 @@ def test_new_upload_submits_each_step_once(user, django_capture_on_commit_callba
     calls = DummyBackend.calls
     assert sorted(c.spec.kind for c in calls) == ["image", "video"]
     video = next(c for c in calls if c.spec.kind == "video")
-    assert video.spec.options == {"width": 1280, "format": "mp4"}
+    assert video.spec.options == {"width": 1280, "height": 1280, "fit": "contain", "format": "mp4"}
     assert video.spec.input == f"https://tapestry-app.com/media/{sub.file.name}"
     task = sub.tasks.get(name="video")
     assert video.spec.metadata == {

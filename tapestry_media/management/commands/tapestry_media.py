@@ -1,9 +1,11 @@
-"""``manage.py tapestry_media resync|prune``: the polling fallback and event housekeeping.
+"""``manage.py tapestry_media resync|prune|status``: the polling fallback, event housekeeping,
+and a health report (``status``, in ``tapestry_media/management/status.py``).
 
     manage.py tapestry_media resync [--stale-after 15m] [--failed] [--ids 1 2 …] [--wait]
     manage.py tapestry_media prune [--older-than 30d] [--orphans] [--dry-run]
+    manage.py tapestry_media status [--json] [--max-stranded N] …
 
-Both are idempotent and safe to run from cron on several machines at once.
+All are idempotent and safe to run from cron on several machines at once.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from django.utils import timezone
 
 from ... import orphans, resync
 from ...models import WebhookEvent
+from .. import status
 
 _DURATION = re.compile(r"\s*(\d+)\s*([smhd])\s*", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -43,7 +46,7 @@ def _duration_argument(text: str) -> timedelta:
 
 
 class Command(BaseCommand):
-    help = "Resync stale tasks with the task API, or prune old webhook events."
+    help = "Resync stale tasks with the task API, prune old webhook events, or report status."
 
     def add_arguments(self, parser: CommandParser) -> None:
         commands = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
@@ -89,8 +92,11 @@ class Command(BaseCommand):
         prune.add_argument(
             "--dry-run", action="store_true", help="Count what would be deleted, delete nothing."
         )
+        status.add_parser(commands, duration=_duration_argument)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["subcommand"] == "status":
+            return status.run(self, options)
         if options["subcommand"] == "resync":
             self.resync(options)
         else:
