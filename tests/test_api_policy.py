@@ -144,7 +144,11 @@ def test_openapi_schema(client) -> None:
     assert body["file"]["format"] == "binary"
     assert body["metadata"]["additionalProperties"] is False
     assert body["metadata"]["patternProperties"] == {
-        "^(?!.*__)[A-Za-z0-9_]{1,32}$": {"type": "string", "maxLength": 2048, "pattern": "^[^\\x00]*$"}
+        "^(?!.*__)[A-Za-z0-9_]{1,32}$": {
+            "type": "string",
+            "maxLength": 2048,
+            "pattern": "^[^\\x00]*$",
+        }
     }
     task_create = schema["components"]["schemas"]["TaskCreate"]
     assert set(task_create["required"]) == {"input", "kind"}
