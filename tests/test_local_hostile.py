@@ -219,3 +219,12 @@ def test_a_corrupt_upload_shows_users_no_server_path(
         assert "holiday" in text or where == "api submission", where
         assert root not in text, where
         assert "file:" not in text, where
+    # An earlier attempt's error (kept when a task is retried) is shown the same way.
+    Task.objects.filter(pk=task.pk).update(
+        attempts=[{"attempt": 1, "status": "failed", "error": task.error}]
+    )
+    page = client.get(reverse("tapestry_media:task-detail", args=[task.uuid]))
+    attempt_error = page.json()["attempts"][0]["error"]
+    assert "holiday" in attempt_error["message"]
+    assert root not in page.content.decode()
+    assert "file:" not in page.content.decode()

@@ -173,10 +173,12 @@ class OutputField(serializers.JSONField):
 class TaskSerializer(TaskSummarySerializer):
     submission = serializers.SerializerMethodField()
     output = OutputField(read_only=True)
+    attempts = serializers.SerializerMethodField()
 
     method_field_schemas = {
         "output_url": URL_OR_EMPTY,
         "error": ERROR,
+        "attempts": TASK_JSON_SCHEMAS["attempts"],
         "submission": {"type": "string", "nullable": True, "example": "sub_5f0c2a9e1b7d4c3a"},
     }
 
@@ -211,6 +213,16 @@ class TaskSerializer(TaskSummarySerializer):
 
     def get_submission(self, task: Task) -> str | None:
         return task.submission.public_id if task.submission is not None else None
+
+    def get_attempts(self, task: Task) -> list[dict[str, Any]]:
+        """Earlier attempts, their errors as users see them (no ``detail``)."""
+        attempts = task.attempts if isinstance(task.attempts, list) else []
+        return [
+            {**entry, "error": public_error(entry.get("error"))}
+            if isinstance(entry, dict)
+            else entry
+            for entry in attempts
+        ]
 
 
 class SubmissionSerializer(PinnedModelSerializer):
