@@ -13,7 +13,7 @@ from tapestry_media.backends import TaskSpec, get_backend, local_run
 from tapestry_media.models import LocalJob, Submission, Task, WebhookEvent
 from tapestry_media.signals import task_failed, task_succeeded, task_updated
 from tapestry_media.status import Status
-from tapestry_media.testing.jobs import enqueued_names, run_jobs
+from tapestry_media.testing.jobs import drain_jobs, enqueued_names, run_jobs
 
 from .media import clip_upload, make_clip
 
@@ -111,21 +111,13 @@ def _submit(spec_input: str, kind: str = "video", options=None) -> Task:
     return tapestry_media.submit(input=spec_input, kind=kind, options=options or {"format": "mp4"})
 
 
-def _drain(capture) -> None:
-    for _ in range(10):
-        with capture(execute=True):
-            run_jobs()
-        if not enqueued_names():
-            return
-
-
 def test_unsupported_kind_fails_the_task_listing_what_is_supported(
     clip, django_capture_on_commit_callbacks
 ) -> None:
     name = default_storage.save("in/clip.mp4", clip_upload(clip))
     with django_capture_on_commit_callbacks(execute=True):
         task = _submit(name, kind="subtitles", options={})
-    _drain(django_capture_on_commit_callbacks)
+    drain_jobs(django_capture_on_commit_callbacks)
     task.refresh_from_db()
     assert task.status == Status.FAILED
     assert task.error["kind"] == "unsupported"
@@ -138,7 +130,7 @@ def test_bad_option_value_fails_naming_the_option(clip, django_capture_on_commit
     name = default_storage.save("in/clip.mp4", clip_upload(clip))
     with django_capture_on_commit_callbacks(execute=True):
         task = _submit(name, options={"format": "mp4", "fps": 500})
-    _drain(django_capture_on_commit_callbacks)
+    drain_jobs(django_capture_on_commit_callbacks)
     task.refresh_from_db()
     assert task.status == Status.FAILED
     assert "fps" in task.error["message"]
@@ -150,7 +142,7 @@ def test_corrupt_input_fails_with_ffmpegs_reason(django_capture_on_commit_callba
     name = default_storage.save("in/broken.mp4", ContentFile(b"\x00garbage" * 500))
     with django_capture_on_commit_callbacks(execute=True):
         task = _submit(name)
-    _drain(django_capture_on_commit_callbacks)
+    drain_jobs(django_capture_on_commit_callbacks)
     task.refresh_from_db()
     assert task.status == Status.FAILED
     assert task.error["kind"] == "input_invalid"
@@ -161,7 +153,7 @@ def test_corrupt_input_fails_with_ffmpegs_reason(django_capture_on_commit_callba
 def test_missing_input_is_refused_at_create(django_capture_on_commit_callbacks) -> None:
     with django_capture_on_commit_callbacks(execute=True):
         task = _submit("in/never-uploaded.mp4")
-    _drain(django_capture_on_commit_callbacks)
+    drain_jobs(django_capture_on_commit_callbacks)
     task.refresh_from_db()
     assert task.status == Status.FAILED
     assert task.error["kind"] == "input_missing"

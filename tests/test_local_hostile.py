@@ -21,7 +21,7 @@ import tapestry_media
 from tapestry_media.backends import get_backend, local_run
 from tapestry_media.models import LocalJob, Submission, Task
 from tapestry_media.status import Status
-from tapestry_media.testing.jobs import enqueued_names, run_jobs
+from tapestry_media.testing.jobs import drain_jobs, enqueued_names
 
 from .browser.site import use_example_site
 from .media import clip_upload, make_clip
@@ -71,14 +71,6 @@ def victim(clip: Path) -> str:
     return name
 
 
-def _drain(capture) -> None:
-    for _ in range(10):
-        with capture(execute=True):
-            run_jobs()
-        if not enqueued_names():
-            return
-
-
 def _outputs() -> list[str]:
     root = Path(django_settings.MEDIA_ROOT) / "tapestry_media" / "outputs"
     return [str(p) for p in root.rglob("*") if p.is_file()] if root.exists() else []
@@ -87,7 +79,7 @@ def _outputs() -> list[str]:
 def _run(capture, name: str, kind: str = "image", options: dict | None = None) -> Task:
     with capture(execute=True):
         task = tapestry_media.submit(input=name, kind=kind, options=options or {"format": "png"})
-    _drain(capture)
+    drain_jobs(capture)
     task.refresh_from_db()
     return task
 
@@ -196,7 +188,7 @@ def test_a_corrupt_upload_shows_users_no_server_path(
         sub = Submission.objects.create(
             uploader=user, file=ContentFile(os.urandom(20_000), name="holiday.mp4")
         )
-    _drain(django_capture_on_commit_callbacks)
+    drain_jobs(django_capture_on_commit_callbacks)
     task = sub.tasks.get()
     assert task.status == Status.FAILED
     root = os.path.abspath(str(settings.MEDIA_ROOT))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.utils import timezone
@@ -55,3 +56,14 @@ def run_jobs(
         backend.results.remove(result)
         values.append(result.task.call(*result.args, **result.kwargs))
     raise RuntimeError(f"more than {limit} jobs: a job keeps enqueueing itself?")
+
+
+def drain_jobs(capture_on_commit: Callable[..., Any], *, rounds: int = 10) -> None:
+    """Run recorded jobs, and the ``on_commit`` callbacks they leave (which enqueue more jobs),
+    until the queue is empty. ``capture_on_commit`` is pytest-django's
+    ``django_capture_on_commit_callbacks`` or ``TestCase.captureOnCommitCallbacks``."""
+    for _ in range(rounds):
+        with capture_on_commit(execute=True):
+            run_jobs()
+        if not enqueued_names():
+            return
