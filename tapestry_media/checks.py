@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import import_string
 
-from . import conf
+from . import conf, signatures
 
 HINT = "See the settings table in tapestry_media's README."
 
@@ -27,6 +27,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         return errors
     config = conf.load(raw)
     errors += _check_backend(config)
+    errors += _check_secrets(config)
     errors += _check_task_backend(config)
     return errors
 
@@ -73,6 +74,18 @@ def _check_backend(config: conf.Settings) -> list[checks.CheckMessage]:
                 )
             )
     return errors
+
+
+def _check_secrets(config: conf.Settings) -> list[checks.CheckMessage]:
+    return [
+        checks.Error(
+            f"TAPESTRY_MEDIA['WEBHOOK_SECRETS'][{index}] starts with "
+            f"{signatures.STANDARD_SECRET_PREFIX!r} but is not base64 after it, so it can never "
+            "verify a webhook: copy the secret again exactly as it was issued.",
+            id="tapestry_media.E006",
+        )
+        for index in signatures.malformed_secrets(config.WEBHOOK_SECRETS)
+    ]
 
 
 def _check_task_backend(config: conf.Settings) -> list[checks.CheckMessage]:

@@ -32,6 +32,9 @@ STANDARD_ID_HEADER = "webhook-id"
 STANDARD_TIMESTAMP_HEADER = "webhook-timestamp"
 STANDARD_SIGNATURE_HEADER = "webhook-signature"
 _STANDARD_HEADERS = (STANDARD_ID_HEADER, STANDARD_TIMESTAMP_HEADER, STANDARD_SIGNATURE_HEADER)
+#: Svix (the reference implementation of Standard Webhooks) sends the same three headers under
+#: its own names; they mean the same and are read when no ``webhook-*`` header is present.
+_SVIX_HEADERS = ("svix-id", "svix-timestamp", "svix-signature")
 
 STANDARD_SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 _HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
@@ -112,6 +115,10 @@ def match(
             "no webhook secrets are configured: set TAPESTRY_MEDIA['WEBHOOK_SECRETS'].",
         )
     lowered = {name.lower(): value for name, value in headers.items()}
+    if not any(name in lowered for name in _STANDARD_HEADERS):
+        for standard, svix in zip(_STANDARD_HEADERS, _SVIX_HEADERS, strict=True):
+            if svix in lowered:
+                lowered[standard] = lowered[svix]
     if any(name in lowered for name in _STANDARD_HEADERS):
         return STANDARD, _verify_standard(lowered, body, usable, tolerance=tolerance, now=now)
     return ITTYBIT, _verify_ittybit(lowered, body, usable)
@@ -234,6 +241,8 @@ def _standard_keys(secrets: Indexed) -> tuple[list[tuple[int, bytes]], int]:
 @sensitive_variables()
 def _standard_key(secret: str) -> bytes:
     encoded = secret.removeprefix(STANDARD_SECRET_PREFIX)
+    # Unpadded base64 is accepted, as the reference libraries accept it.
+    encoded += "=" * (-len(encoded) % 4)
     try:
         key = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError) as exc:
@@ -245,6 +254,20 @@ def _standard_key(secret: str) -> bytes:
     if not key:
         raise SignatureError("malformed_secret", "a Standard Webhooks secret decodes to nothing.")
     return key
+
+
+@sensitive_variables("secrets", "secret")
+def malformed_secrets(secrets: Sequence[str]) -> list[int]:
+    """The positions of secrets that carry the ``whsec_`` prefix but are not base64 after it
+    (for the system check: such a secret can never verify a delivery)."""
+    bad = []
+    for index, secret in enumerate(secrets):
+        if secret.startswith(STANDARD_SECRET_PREFIX):
+            try:
+                _standard_key(secret)
+            except SignatureError:
+                bad.append(index)
+    return bad
 
 
 @sensitive_variables()
