@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import aggregate, reconcile
+from . import aggregate, reconcile, retries
 from .backends import BackendError, TaskSpec, TransientBackendError, get_backend
 from .conf import get_settings
 from .inputs import resolve_input
@@ -32,7 +32,7 @@ def run_submit(task_pk: int) -> str:
     """Submit one task. Returns what happened, for logs and job results."""
     task = claim(task_pk)
     if task is None:
-        return "skipped"
+        return retries.after_lost_claim(task_pk)
     try:
         backend = get_backend(task.backend)
         spec = TaskSpec(

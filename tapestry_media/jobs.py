@@ -37,8 +37,11 @@ def enqueue(
     run_after: datetime | None = None,
 ) -> JobResult[Any, Any] | None:
     """Enqueue ``job`` on the configured backend and queue. Features the task backend lacks
-    are dropped (priority) or left to resync (a deferred run); a failing enqueue is logged
+    are dropped (priority) or left to resync (a deferred run, or one due later than
+    ``MAX_DEFER``); a failing enqueue is logged
     and left to resync, which finds every row that did not move."""
+    from .retries import beyond_limit
+
     config = get_settings()
     backend = task_backends[config.TASK_BACKEND]
     options: dict[str, Any] = {"backend": config.TASK_BACKEND, "queue_name": config.QUEUE_NAME}
@@ -47,6 +50,15 @@ def enqueue(
     if run_after is not None:
         if not backend.supports_defer:
             logger.info("task backend %r cannot defer; resync will retry", config.TASK_BACKEND)
+            return None
+        if beyond_limit(run_after):
+            logger.info(
+                "%s%r is due at %s, later than the task backend takes (MAX_DEFER); resync "
+                "enqueues it then",
+                job.name,
+                args,
+                run_after.isoformat(),
+            )
             return None
         options["run_after"] = run_after
     try:
