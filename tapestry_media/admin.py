@@ -28,8 +28,8 @@ from .api.outputs import output_src
 from .conf import BUILTIN_BACKENDS, get_settings
 from .links import safe_link
 from .metadata import is_valid_key
-from .remote import PayloadError
 from .models import Submission, SubmissionStatus, Task, WebhookEvent, metadata_q
+from .remote import PayloadError
 from .status import Status
 
 #: The seed's metadata keys: a bare search term is matched against each of them, exactly.

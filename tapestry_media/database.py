@@ -33,7 +33,7 @@ def is_conflict(exc: BaseException) -> bool:
     state = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
     if state in _CONFLICT_STATES:
         return True
-    args = getattr(cause, "args", ())
+    args: tuple[object, ...] = getattr(cause, "args", ())
     return bool(args) and args[0] in _CONFLICT_CODES
 
 

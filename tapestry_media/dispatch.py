@@ -22,8 +22,8 @@ from .conf import get_settings
 from .inputs import resolve_input
 from .models import Task
 from .remote import RemoteTask
-from .webhooks import apply_unmatched
 from .status import Status
+from .webhooks import apply_unmatched
 
 logger = logging.getLogger("tapestry_media.dispatch")
 

@@ -3,8 +3,8 @@
 For tasks untouched for ``stale_after`` (``TAPESTRY_MEDIA["STALE_AFTER"]`` by default):
 
 * ``pending``/``processing`` with a remote id → a ``poll_task`` job: ``backend.get`` and
-  :func:`webhooks.record_poll` (stored as an event with source "poll", then applied). Tasks on a backend that cannot ``get`` are
-  reported and left to their webhooks.
+  :func:`webhooks.record_poll` (stored as an event with source "poll", then applied).
+  Tasks on a backend that cannot ``get`` are reported and left to their webhooks.
 * ``created`` (whose submit job was lost) and ``submitting`` (whose worker died) → the submit
   job again; the idempotency key makes a repeated create return the same remote task.
 * with ``failed=True``: failed tasks of the current file generation → a new attempt.

@@ -25,7 +25,6 @@ import json
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from django.db import IntegrityError, router, transaction
 from django.db.models import F
@@ -143,9 +142,7 @@ def _repeat(
         return Receipt(None, True, None)
     stored = WebhookEvent.objects.using(_alias()).get(pk=repeat)
     try:
-        outcome = reconcile.apply(
-            remote, source=source, event=stored, scope=scope, task_pk=task_pk
-        )
+        outcome = reconcile.apply(remote, source=source, event=stored, scope=scope, task_pk=task_pk)
     except Exception as exc:
         logger.exception("could not apply webhook event %s for %s", repeat, remote.id)
         raise ProcessingError(repeat, _store_error(repeat, exc)) from exc
@@ -269,9 +266,7 @@ def reprocess(event: WebhookEvent, *, task_pk: int | None = None) -> reconcile.O
     try:
         remote = parse_body(event.body.encode()).task
     except PayloadError as exc:
-        WebhookEvent.objects.using(_alias()).filter(pk=event.pk).update(
-            error=f"unparseable: {exc}"
-        )
+        WebhookEvent.objects.using(_alias()).filter(pk=event.pk).update(error=f"unparseable: {exc}")
         raise
     scope = scope_of(event.dedup_key)  # a scoped key's event stays in its scope
     try:
