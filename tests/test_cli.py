@@ -357,7 +357,8 @@ def test_a_flag_of_another_kind_shows_the_subcommands_usage() -> None:
     """``ittybit audio --width`` names audio's own flags, not the top-level usage."""
     done = shell("audio", "-i", SEED_URL, "--width", "5")
     assert done.returncode == 2
-    assert "usage: " in done.stderr and " ittybit audio " in done.stderr, done.stderr
+    assert "usage: " in done.stderr
+    assert " ittybit audio " in done.stderr, done.stderr
     assert "--bitrate" in done.stderr
     assert "unrecognized arguments: --width 5" in done.stderr
     video = shell("video", "-i", SEED_URL, "--width", "wide")  # video knows --width
