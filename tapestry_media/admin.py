@@ -24,6 +24,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
 from . import pipeline, webhooks
+from .admin_buttons import ObjectActionsMixin
 from .api.outputs import output_src
 from .conf import BUILTIN_BACKENDS, get_settings
 from .links import safe_link
@@ -109,6 +110,14 @@ def preview(task: Task) -> SafeString:
     if not src:
         return format_html('<span class="tm-muted">{}</span>', "—")
     if task.kind == "video":
+        poster = poster_src(task)
+        if poster:
+            return format_html(
+                '<video class="tm-preview" controls preload="metadata" src="{}" poster="{}">'
+                "</video>",
+                src,
+                poster,
+            )
         return format_html(
             '<video class="tm-preview" controls preload="metadata" src="{}"></video>', src
         )
@@ -117,6 +126,24 @@ def preview(task: Task) -> SafeString:
     if task.kind == "audio":
         return format_html('<audio controls preload="none" src="{}"></audio>', src)
     return format_html('<a href="{}">{}</a>', src, _("output"))
+
+
+def poster_src(task: Task) -> str:
+    """The output of a finished image step of the same upload and file generation (the
+    pipeline's poster), for a video's ``poster``; "" when there is none. One query."""
+    if task.submission_id is None:
+        return ""
+    poster = (
+        Task.objects.filter(
+            submission_id=task.submission_id,
+            generation=task.generation,
+            kind="image",
+            status=Status.SUCCEEDED,
+        )
+        .order_by("-is_primary", "pk")
+        .first()
+    )
+    return output_src(poster) if poster is not None else ""
 
 
 def _progress(task: Task) -> str:
@@ -242,7 +269,7 @@ class CurrentTaskInline(admin.TabularInline):  # type: ignore[type-arg]
 
 
 @admin.register(Submission)
-class SubmissionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class SubmissionAdmin(ObjectActionsMixin):
     list_display = (
         "public_id",
         "title",
@@ -286,6 +313,7 @@ class SubmissionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     raw_id_fields = ("uploader",)
     inlines = (CurrentTaskInline,)
     actions = ("resubmit_action", "resync_action")
+    object_actions = actions
 
     class Media:
         css = {"all": ("tapestry_media/admin.css",)}
@@ -355,7 +383,7 @@ class SubmissionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class TaskAdmin(ObjectActionsMixin):
     list_display = (
         "step",
         "status_badge",
@@ -442,6 +470,7 @@ class TaskAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         ),
     )
     actions = ("retry_action", "resync_action")
+    object_actions = actions
 
     class Media:
         css = {"all": ("tapestry_media/admin.css",)}

@@ -141,9 +141,11 @@ def test_submission_detail_inlines_current_tasks_with_previews(admin_client, use
     ).content.decode()
     assert (
         '<video class="tm-preview" controls preload="metadata" src="https://cdn.example.com/out.mp4"'
-        in text
+        ' poster="https://cdn.example.com/poster.jpg"' in text
     )
     assert '<img class="tm-preview" src="https://cdn.example.com/poster.jpg"' in text
+    task_page = admin_client.get(reverse("admin:tapestry_media_task_change", args=[video.pk]))
+    assert 'poster="https://cdn.example.com/poster.jpg"' in task_page.content.decode()
     assert "100%" in text
     assert reverse("admin:tapestry_media_task_change", args=[stale.pk]) not in text
     assert reverse("admin:tapestry_media_task_change", args=[video.pk]) in text
