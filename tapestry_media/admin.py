@@ -16,7 +16,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.db import connections
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Lower
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
@@ -31,7 +31,7 @@ from .links import safe_link
 from .metadata import is_valid_key
 from .models import Submission, SubmissionStatus, Task, WebhookEvent, metadata_q
 from .remote import PayloadError
-from .status import Status
+from .status import Status, raw_values
 
 #: The seed's metadata keys: a bare search term is matched against each of them, exactly.
 SEARCH_KEYS = ("user_id", "submission_id", "campaign", "source", "order_id", "priority")
@@ -605,6 +605,35 @@ class EventStateFilter(admin.SimpleListFilter):
         return queryset
 
 
+class ProgressTickFilter(admin.SimpleListFilter):
+    """Hides the progress ticks (events that only report "processing", applied without an
+    error) unless asked: on a busy site they are most of the rows."""
+
+    title = _("progress ticks")
+    parameter_name = "ticks"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("shown", _("Shown"))]
+
+    def choices(self, changelist: Any) -> Iterable[dict[str, Any]]:
+        yield {
+            "selected": self.value() is None,
+            "query_string": changelist.get_query_string(remove=[self.parameter_name]),
+            "display": _("Hidden"),
+        }
+        yield {
+            "selected": self.value() == "shown",
+            "query_string": changelist.get_query_string({self.parameter_name: "shown"}),
+            "display": _("Shown"),
+        }
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
+        if self.value() == "shown":
+            return queryset
+        ticks = Q(raw_status_lower__in=raw_values(Status.PROCESSING), error="")
+        return queryset.alias(raw_status_lower=Lower("raw_status")).exclude(ticks)
+
+
 class TopicFilter(admin.SimpleListFilter):
     """Known topics (no ``SELECT DISTINCT`` over the event table)."""
 
@@ -653,7 +682,7 @@ class WebhookEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "processed_at",
         "error_short",
     )
-    list_filter = (EventStateFilter, "source", TopicFilter)
+    list_filter = (ProgressTickFilter, EventStateFilter, "source", TopicFilter)
     list_select_related = ("task",)
     ordering = ("-pk",)
     show_full_result_count = False
