@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from django.contrib import admin, messages
@@ -615,7 +615,7 @@ class ProgressTickFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
         return [("shown", _("Shown"))]
 
-    def choices(self, changelist: Any) -> Iterable[dict[str, Any]]:
+    def choices(self, changelist: Any) -> Iterator[Any]:
         yield {
             "selected": self.value() is None,
             "query_string": changelist.get_query_string(remove=[self.parameter_name]),
@@ -631,7 +631,8 @@ class ProgressTickFilter(admin.SimpleListFilter):
         if self.value() == "shown":
             return queryset
         ticks = Q(raw_status_lower__in=raw_values(Status.PROCESSING), error="")
-        return queryset.alias(raw_status_lower=Lower("raw_status")).exclude(ticks)
+        rows: QuerySet[Any] = queryset.alias(raw_status_lower=Lower("raw_status"))
+        return rows.exclude(ticks)
 
 
 class TopicFilter(admin.SimpleListFilter):
