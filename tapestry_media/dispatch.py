@@ -32,7 +32,10 @@ def run_submit(task_pk: int) -> str:
     """Submit one task. Returns what happened, for logs and job results."""
     task = claim(task_pk)
     if task is None:
-        return retries.after_lost_claim(task_pk)
+        outcome = retries.after_lost_claim(task_pk)
+        task = claim(task_pk) if outcome is None else None  # it fell due in between
+        if task is None:
+            return outcome or "skipped"
     try:
         backend = get_backend(task.backend)
         spec = TaskSpec(

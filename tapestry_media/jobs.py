@@ -72,3 +72,17 @@ def enqueue_submit(
     task_pk: int, *, priority: int = 0, run_after: datetime | None = None
 ) -> JobResult[Any, Any] | None:
     return enqueue(submit_task, task_pk, priority=priority, run_after=run_after)
+
+
+def bind_to_task_backend() -> list[JobDefinition[Any, Any]]:
+    """Every job of this app, validated on the configured task backend and queue. A backend
+    that registers jobs while validating them (django-tasks-celery registers them with Celery)
+    only knows them once they are enqueued there: a Celery worker for a ``TASK_BACKEND`` other
+    than ``"default"`` calls this in its Celery module, or it refuses them as unregistered."""
+    from .resync_jobs import poll_task
+
+    config = get_settings()
+    return [
+        job.using(backend=config.TASK_BACKEND, queue_name=config.QUEUE_NAME)
+        for job in (submit_task, run_local_job, poll_task)
+    ]

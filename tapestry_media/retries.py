@@ -63,10 +63,11 @@ def beyond_limit(run_after: datetime, now: datetime | None = None) -> bool:
     return limit is not None and run_after - (now or timezone.now()) > limit
 
 
-def after_lost_claim(task_pk: int) -> str:
+def after_lost_claim(task_pk: int) -> str | None:
     """What a submit job does when its claim found nothing to take. Returns ``"early"`` when
     the job came before the task's retry time (and enqueues it again where the backend can
-    defer), ``"skipped"`` otherwise (the task was taken, or is finished)."""
+    defer), ``None`` when the retry fell due since the claim (claim again), ``"skipped"``
+    otherwise (the task was taken, or is finished)."""
     row = (
         Task.objects.filter(pk=task_pk, status=Status.CREATED)
         .values("next_attempt_at", "priority")
@@ -74,8 +75,10 @@ def after_lost_claim(task_pk: int) -> str:
     )
     now = timezone.now()
     due = row["next_attempt_at"] if row else None
-    if due is None or due <= now:
+    if row is None or due is None:
         return "skipped"
+    if due <= now:
+        return None
     early = (due - now).total_seconds()
     if not can_defer():
         logger.info(

@@ -175,3 +175,28 @@ def test_max_defer_takes_seconds_or_a_timedelta(value) -> None:
     assert conf.validate({"MAX_DEFER": value}) == []
     loaded = conf.load({"MAX_DEFER": value}).MAX_DEFER
     assert loaded is None if value is None else isinstance(loaded, timedelta)
+
+
+def test_a_retry_that_falls_due_between_the_claim_and_the_check_is_submitted(
+    monkeypatch,
+) -> None:
+    """The claim reads the clock before the retry time, the check after it: the job must not
+    end as "skipped" with nothing queued (it was seen on RQ, whose jobs run near the boundary)."""
+    from tapestry_media import dispatch
+
+    task = waiting_task(timedelta(milliseconds=300))
+    real_claim = dispatch.claim
+    claims: list[object] = []
+
+    def claim_then_time_passes(task_pk: int) -> Task | None:
+        claimed = real_claim(task_pk)
+        claims.append(claimed)
+        if len(claims) == 1:
+            Task.objects.filter(pk=task_pk).update(next_attempt_at=timezone.now())
+        return claimed
+
+    monkeypatch.setattr(dispatch, "claim", claim_then_time_passes)
+    assert run_submit(task.pk) == "submitted"
+    assert claims[0] is None  # the first claim really came too early
+    assert len(DummyBackend.calls) == 1
+    assert enqueued() == []
