@@ -1,5 +1,5 @@
 # The two commands of the README, plus the developer's helpers. Each one sets itself up.
-.PHONY: demo test lint format bench build clean
+.PHONY: demo test test-queues lint format bench build clean
 
 PYTEST_ARGS ?=
 
@@ -8,6 +8,9 @@ demo:  ## the example site on the embedded local engine, with one sample upload 
 
 test:  ## the test suite (SQLite; DATABASE_URL=postgres://... for PostgreSQL; DJANGO_SERIES=5.2)
 	scripts/test.sh $(PYTEST_ARGS)
+
+test-queues:  ## the queue leg: real db_worker, RQ and Celery workers (Redis, RabbitMQ, PostgreSQL)
+	scripts/test-queues.sh $(PYTEST_ARGS)
 
 lint:
 	@venv=$$(scripts/bootstrap.sh dev | tail -1); \
@@ -23,4 +26,4 @@ build:
 	@venv=$$(scripts/bootstrap.sh dev | tail -1); rm -rf dist; $$venv/bin/python -m build --outdir dist . >/dev/null && ls dist
 
 clean:
-	rm -rf .venv .venv-dj52 dist build *.egg-info example_project/var
+	rm -rf .venv .venv-dj52 .venv-queues dist build *.egg-info example_project/var
