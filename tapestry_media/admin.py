@@ -288,7 +288,6 @@ class SubmissionAdmin(ObjectActionsMixin):
         "Public id, uploader name or email, title, or an exact metadata value "
         "(usr_abc123, summer-launch, order_id=A-1)."
     )
-    date_hierarchy = "created_at"
     readonly_fields = (
         "public_id",
         "status_badge",
@@ -335,20 +334,25 @@ class SubmissionAdmin(ObjectActionsMixin):
         term = search_term.strip()
         if not term:
             return queryset, False
+        # One IN over a UNION of index-friendly branches, not an OR of them: PostgreSQL cannot
+        # estimate an OR of subqueries (it assumes half the table matches), and the inflated
+        # cost turned on JIT compilation, seconds per search at 100k rows.
         users = get_user_model()._default_manager.filter(
             Q(username__iexact=term) | Q(email__iexact=term)
         )
-        query = (
-            Q(public_id=term)
-            | Q(title__icontains=term)
-            | Q(campaign=term)
-            | Q(uploader__in=users.values("pk"))
-        )
+        rows = Submission.objects.all()
+        branches = [
+            rows.filter(public_id=term).values("pk"),
+            rows.filter(title__icontains=term).values("pk"),
+            rows.filter(campaign=term).values("pk"),
+            rows.filter(uploader__in=users.values("pk")).values("pk"),
+        ]
         meta = metadata_search(term, _vendor(queryset))
         if meta is not None:
             tasks = Task.objects.filter(meta, submission__isnull=False)
-            query |= Q(pk__in=tasks.values("submission_id"))
-        return queryset.filter(query), False
+            branches.append(tasks.values("submission_id"))
+        matches = branches[0].union(*branches[1:])
+        return queryset.filter(pk__in=matches), False
 
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, obj: Submission) -> SafeString:
