@@ -341,7 +341,7 @@ class SubmissionAdmin(ObjectActionsMixin):
             Q(username__iexact=term) | Q(email__iexact=term)
         )
         rows = Submission.objects.all()
-        branches = [
+        branches: list[QuerySet[Any, Any]] = [
             rows.filter(public_id=term).values("pk"),
             rows.filter(title__icontains=term).values("pk"),
             rows.filter(campaign=term).values("pk"),
