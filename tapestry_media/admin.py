@@ -146,6 +146,11 @@ def poster_src(task: Task) -> str:
     return output_src(poster) if poster is not None else ""
 
 
+def _metadata_value(task: Task, key: str) -> str:
+    value = (task.metadata or {}).get(key)
+    return str(value) if value else "—"
+
+
 def _progress(task: Task) -> str:
     return "—" if task.progress is None else f"{task.progress}%"
 
@@ -388,15 +393,15 @@ class SubmissionAdmin(ObjectActionsMixin):
 
 @admin.register(Task)
 class TaskAdmin(ObjectActionsMixin):
+    # The metadata columns come right after the status, so they are on screen at 1280 px
+    # beside the navigation and filter sidebars; the long ids come last, cut to a width.
     list_display = (
         "step",
         "status_badge",
-        "kind",
-        "remote_id",
-        "submission_link",
         "user_id",
-        "submission_id_meta",
         "campaign",
+        "submission_link",
+        "remote_id_short",
         "progress_text",
         "created_at",
     )
@@ -520,22 +525,26 @@ class TaskAdmin(ObjectActionsMixin):
 
     @admin.display(description=_("submission"), ordering="submission")
     def submission_link(self, obj: Task) -> SafeString | str:
+        """The submission's page, or the ``submission_id`` its metadata names (a task made
+        through the API for the host's own record)."""
         if obj.submission_id is None or obj.submission is None:
-            return "—"
+            return _metadata_value(obj, "submission_id")
         url = reverse("admin:tapestry_media_submission_change", args=[obj.submission_id])
         return format_html('<a href="{}">{}</a>', url, obj.submission.public_id)
 
     @admin.display(description="user_id")
     def user_id(self, obj: Task) -> str:
-        return str((obj.metadata or {}).get("user_id", "—"))
-
-    @admin.display(description="submission_id")
-    def submission_id_meta(self, obj: Task) -> str:
-        return str((obj.metadata or {}).get("submission_id", "—"))
+        return _metadata_value(obj, "user_id")
 
     @admin.display(description="campaign")
     def campaign(self, obj: Task) -> str:
-        return str((obj.metadata or {}).get("campaign", "—"))
+        return _metadata_value(obj, "campaign")
+
+    @admin.display(description=_("remote id"), ordering="remote_id")
+    def remote_id_short(self, obj: Task) -> SafeString:
+        if not obj.remote_id:
+            return format_html('<span class="tm-muted">{}</span>', "—")
+        return format_html('<span class="tm-id" title="{}">{}</span>', obj.remote_id, obj.remote_id)
 
     @admin.display(description=_("progress"))
     def progress_text(self, obj: Task) -> str:
