@@ -23,7 +23,8 @@ from tests.media import make_clip
 
 ROOT = Path(__file__).resolve().parent.parent
 BLOCK = re.compile(
-    r"<!-- install:(?P<name>[\w-]+) -->\n```(?P<lang>\w+)\n(?P<body>.*?)```\n<!-- /install:(?P=name) -->",
+    r"<!-- install:(?P<name>[\w-]+) -->\n```(?P<lang>\w+)\n(?P<body>.*?)```\n"
+    r"<!-- /install:(?P=name) -->",
     re.DOTALL,
 )
 
@@ -68,6 +69,22 @@ def sh(script: str, cwd: Path, env: dict[str, str], timeout: float = 300) -> str
     return result.stdout + result.stderr
 
 
+def wait_until_ready(
+    block: str, project: Path, env: dict[str, str], worker: subprocess.Popen[bytes], log: Path
+) -> str:
+    """Run the block, then its last line (``status``) again, as the README says, until ready."""
+    shown = sh(block, cwd=project, env=env)
+    status_line = block.strip().splitlines()[-1]
+    deadline = time.monotonic() + 90
+    while "submissions: ready 1" not in shown and time.monotonic() < deadline:
+        assert worker.poll() is None, log.read_text()
+        time.sleep(1)
+        shown = subprocess.run(
+            ["bash", "-c", status_line], cwd=project, env=env, capture_output=True, text=True
+        ).stdout
+    return shown
+
+
 @pytest.mark.once
 def test_install_it_in_your_site_as_written(tmp_path: Path) -> None:
     blocks = readme_blocks()
@@ -93,29 +110,20 @@ def test_install_it_in_your_site_as_written(tmp_path: Path) -> None:
     assert "System check identified no issues" in checked
 
     make_clip(project / "clip.mp4", seconds=2)  # the reader's own video
-    log = open(tmp_path / "worker.log", "w")
-    worker = subprocess.Popen(
-        ["bash", "-c", blocks["worker"]],
-        cwd=project,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # db_worker may fork an autoreloader: stop the whole group
-    )
-    try:
-        shown = sh(blocks["try"], cwd=project, env=env)
-        status_line = blocks["try"].strip().splitlines()[-1]
-        deadline = time.monotonic() + 90
-        while "submissions: ready 1" not in shown and time.monotonic() < deadline:
-            assert worker.poll() is None, (tmp_path / "worker.log").read_text()
-            time.sleep(1)
-            shown = subprocess.run(
-                ["bash", "-c", status_line], cwd=project, env=env, capture_output=True, text=True
-            ).stdout
-    finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=30)
-        log.close()
+    with open(tmp_path / "worker.log", "w") as log:
+        worker = subprocess.Popen(
+            ["bash", "-c", blocks["worker"]],
+            cwd=project,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # db_worker may fork an autoreloader: stop the whole group
+        )
+        try:
+            shown = wait_until_ready(blocks["try"], project, env, worker, tmp_path / "worker.log")
+        finally:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(timeout=30)
     assert "submissions: ready 1" in shown, shown + (tmp_path / "worker.log").read_text()
     assert "tasks: succeeded 2" in shown  # the default pipeline: the video and its poster
     outputs = list((project / "media").rglob("*.mp4")) + list((project / "media").rglob("*.jpg"))

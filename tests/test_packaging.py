@@ -42,9 +42,9 @@ def test_wheel_holds_migrations_templates_and_py_typed(dist: Path) -> None:
     assert 'Requires-Dist: django-tasks>=0.8; python_version < "3.12"' in text
     assert "Provides-Extra: local" in text
     # The README's install line brings a job backend with its worker command, and FFmpeg.
-    assert "Requires-Dist: django-tasks-db>=0.12; extra == \"local\"" in text
-    assert "Requires-Dist: imageio-ffmpeg>=0.5; extra == \"local\"" in text
-    assert "Requires-Dist: django-tasks-db>=0.12; extra == \"worker\"" in text
+    assert 'Requires-Dist: django-tasks-db>=0.12; extra == "local"' in text
+    assert 'Requires-Dist: imageio-ffmpeg>=0.5; extra == "local"' in text
+    assert 'Requires-Dist: django-tasks-db>=0.12; extra == "worker"' in text
 
 
 @pytest.mark.once
