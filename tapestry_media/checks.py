@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib.util import find_spec
 from typing import Any
 
@@ -90,8 +91,8 @@ def _check_secrets(config: conf.Settings) -> list[checks.CheckMessage]:
     ]
 
 
-#: Where the README lists every check id.
-TASK_HINT = "See 'Check ids' in tapestry_media's docs/api.md."
+#: Where every check id is listed.
+TASK_HINT = "Every check id is explained in tapestry_media's docs/api.md ('System checks')."
 _IMMEDIATE = {
     "django.tasks.backends.immediate.ImmediateBackend",
     "django_tasks.backends.immediate.ImmediateBackend",
@@ -121,7 +122,8 @@ def check_task_backend(config: conf.Settings) -> list[checks.CheckMessage]:
             )
         ]
     where = f"settings.TASKS[{alias!r}]"
-    path = str(tasks[alias].get("BACKEND") or "")
+    entry = tasks[alias]
+    path = str(entry.get("BACKEND") or "") if isinstance(entry, Mapping) else ""
     messages = _broker_notes(where, path)
     try:
         backend = import_string(path)
@@ -166,9 +168,9 @@ def check_task_backend(config: conf.Settings) -> list[checks.CheckMessage]:
             checks.Warning(
                 f"{where} ({path}) has no job priorities: an upload's `priority` metadata "
                 "(high/normal/low) is dropped and every job runs in the order it was queued.",
-                hint="Use a backend that supports priorities (django_tasks_db.DatabaseBackend), "
-                "or send urgent work to its own queue (TAPESTRY_MEDIA['QUEUE_NAME']) with "
-                "its own workers.",
+                hint="Use a backend that supports priorities (django_tasks_db.DatabaseBackend, "
+                "or Celery on a queue with x-max-priority), or silence this check if "
+                f"first-in-first-out is what you want. {TASK_HINT}",
                 id="tapestry_media.W004",
             )
         )
@@ -179,7 +181,7 @@ def check_task_backend(config: conf.Settings) -> list[checks.CheckMessage]:
                 "transient error is not retried after its backoff; the task waits in 'created' "
                 "until `manage.py tapestry_media resync` picks it up.",
                 hint="Use a backend that can defer (django_tasks_db.DatabaseBackend, RQ with its "
-                "scheduler), or run resync from cron every few minutes.",
+                f"scheduler), or run resync from cron every few minutes. {TASK_HINT}",
                 id="tapestry_media.W005",
             )
         )

@@ -72,6 +72,8 @@ def test_a_backend_that_cannot_be_imported_is_named() -> None:
     assert "'django_tasks_db.DatabseBackend' cannot be imported" in found["tapestry_media.E007"]
     with use(""):
         assert "names no BACKEND" in messages()["tapestry_media.E007"]
+    with override_settings(TASKS={"default": "django_tasks_db.DatabaseBackend"}):
+        assert "names no BACKEND" in messages()["tapestry_media.E007"]  # not a dict
 
 
 def test_manage_py_check_reports_it() -> None:
