@@ -200,3 +200,15 @@ def test_a_retry_that_falls_due_between_the_claim_and_the_check_is_submitted(
     assert claims[0] is None  # the first claim really came too early
     assert len(DummyBackend.calls) == 1
     assert enqueued() == []
+
+
+def test_max_defer_from_the_environment() -> None:
+    import environ
+
+    from tapestry_media.env import settings_from_env
+
+    env = environ.FileAwareEnv()
+    env.ENVIRON = environ.FileAwareMapping(env={"TAPESTRY_MEDIA_MAX_DEFER": "20m"})
+    values = settings_from_env(env)
+    assert values["MAX_DEFER"] == timedelta(minutes=20)
+    assert timedelta(minutes=20) == conf.load(values).MAX_DEFER
