@@ -12,11 +12,13 @@ venv=$(VENV=.venv-queues MIN_PYTHON=3.12 scripts/bootstrap.sh dev,queues | tail 
 export DATABASE_URL=${QUEUES_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tapestry_queues}
 ENSURE_QUEUES=1 scripts/ensure-services.sh
 export PATH="$PWD/$venv/bin:$PATH" DJANGO_SETTINGS_MODULE=tests.queue_settings
+ready=$EPOCHREALTIME
 set +e
 "$venv/bin/python" -m pytest -m queues tests/test_queues.py -p no:cacheprovider -s "$@"
 status=$?
 set -e
 [ "$status" = 5 ] && echo "no tests ran" >&2
-awk -v a="$started" -v b="$EPOCHREALTIME" -v s="$status" \
-  'BEGIN { printf "== queue leg took %.1f s (exit %s)\n", b - a, s }'
+awk -v a="$started" -v r="$ready" -v b="$EPOCHREALTIME" -v s="$status" 'BEGIN {
+  printf "== queue leg took %.1f s: %.1f s setting up (virtualenv, services), %.1f s of tests (exit %s)\n",
+    b - a, r - a, b - r, s }'
 exit "$status"
