@@ -19,8 +19,9 @@ lint:
 format:
 	@venv=$$(scripts/bootstrap.sh dev | tail -1); $$venv/bin/ruff format . && $$venv/bin/ruff check --fix .
 
-bench:
+bench:  ## every benchmark, then the queue benchmark (bench/queues.py: 1/2/4 workers per backend)
 	scripts/bench.sh
+	scripts/bench-queues.sh
 
 build:  ## a wheel and an sdist in dist/, checked by twine (the README installs from them)
 	@venv=$$(scripts/bootstrap.sh dev | tail -1); rm -rf dist; \

@@ -20,7 +20,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,6 @@ from django.db import connection
 from django.utils import timezone
 
 from tapestry_media import jobs
-from tapestry_media._tasks import task_backends
 from tapestry_media.models import Submission, Task, WebhookEvent
 from tapestry_media.signals import task_succeeded
 from tapestry_media.status import Status
@@ -44,48 +42,14 @@ from tapestry_media.testing.contract_server import (
 from tapestry_media.testing.webhooks import closing_deliverer
 
 from .conftest import video_upload
+from .queue_workers import BACKENDS, QUEUE, Backend, empty_the_queue
 
 pytestmark = [pytest.mark.queues, pytest.mark.django_db(transaction=True)]
 
 REPO = Path(__file__).resolve().parent.parent
-QUEUE: str = getattr(django_settings, "QUEUE", "")
 STALE_AFTER = timedelta(minutes=15)
 EARLY = re.compile(r"task (\d+): submit job arrived ([\d.]+) s before its retry time")
 
-
-@dataclass(frozen=True)
-class Backend:
-    alias: str
-    #: what the worker prints once it takes jobs
-    ready: str
-    command: tuple[str, ...]
-
-    @property
-    def supports_priority(self) -> bool:
-        return bool(task_backends[self.alias].supports_priority)
-
-
-BACKENDS = {
-    "db": Backend(
-        "q_db",
-        "Starting worker",
-        ("-m", "django", "db_worker", "--backend", "q_db", "--queue-name", QUEUE,
-         "--no-startup-delay", "--no-reload", "--interval", "0.05"),
-    ),
-    "rq": Backend(
-        "q_rq",
-        "Listening on",
-        ("-m", "django", "rqworker", QUEUE, "--job-class", "django_tasks_rq.Job",
-         "--with-scheduler"),
-    ),
-    "celery": Backend(
-        "q_celery",
-        " ready.",
-        ("-m", "celery", "-A", "tests.queue_celery", "worker", "-Q", QUEUE, "-c", "1",
-         "--prefetch-multiplier", "1", "--without-mingle", "--without-gossip",
-         "--without-heartbeat", "-l", "info"),
-    ),
-}  # fmt: skip
 
 WORKER_SETTINGS = """\
 from tests.queue_settings import *  # noqa: F403
@@ -151,23 +115,6 @@ class Worker:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
-
-
-def empty_the_queue(name: str) -> None:
-    """Nothing left over from an earlier test on the broker's queue."""
-    if name == "rq":
-        import django_rq
-
-        queue = django_rq.get_queue(QUEUE)
-        queue.empty()
-        for job_id in queue.scheduled_job_registry.get_job_ids():
-            queue.scheduled_job_registry.remove(job_id, delete_job=True)
-    elif name == "celery":
-        from tests.queue_celery import app
-
-        with app.connection_for_write() as conn:
-            app.amqp.queues[QUEUE].bind(conn.default_channel).declare()
-            app.amqp.queues[QUEUE].bind(conn.default_channel).purge()
 
 
 @pytest.fixture(params=list(BACKENDS))
