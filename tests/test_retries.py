@@ -157,7 +157,8 @@ def test_max_defer_zero_never_defers(settings) -> None:
 
 def test_max_defer_defaults_by_task_backend(settings, monkeypatch) -> None:
     assert retries.max_defer() is None  # django.tasks' DummyBackend: no limit
-    monkeypatch.setitem(retries.DEFAULT_MAX_DEFER, "django", timedelta(minutes=7))
+    package = type(task_backends["default"]).__module__.split(".")[0]  # django or django_tasks
+    monkeypatch.setitem(retries.DEFAULT_MAX_DEFER, package, timedelta(minutes=7))
     assert retries.max_defer() == timedelta(minutes=7)  # looked up by the class's package
     settings.TAPESTRY_MEDIA = {**settings.TAPESTRY_MEDIA, "MAX_DEFER": 90}
     assert retries.max_defer() == timedelta(seconds=90)  # the setting wins
