@@ -87,6 +87,10 @@ def reset(backend: str) -> None:
 def start_workers(
     backend: Any, count: int, tapestry: dict[str, Any], logs: Path, extra: list[str]
 ) -> list[Any]:
+    from tests.queue_settings import QUEUE
+
+    from . import harness
+
     env = {
         **os.environ,
         "BENCH_TAPESTRY_MEDIA": json.dumps(tapestry),
@@ -95,8 +99,8 @@ def start_workers(
     processes = []
     for index in range(count):
         log = logs / f"{backend.alias}-{count}-{index}.log"
-        # Celery workers on one host need names of their own.
-        name = ["-n", f"bench{index}@%h"] if "celery" in backend.command else []
+        # Celery workers on one host need names of their own (the last -n wins).
+        name = ["-n", f"{QUEUE}-{index}@%h"] if "celery" in backend.command else []
         with log.open("wb") as out:
             process = subprocess.Popen(
                 [sys.executable, *backend.command, *name, *extra],
@@ -106,6 +110,8 @@ def start_workers(
     deadline = time.monotonic() + 90
     while not all(backend.ready in log.read_text(errors="replace") for _, log in processes):
         if time.monotonic() > deadline or any(p.poll() is not None for p, _ in processes):
+            for process, _ in processes:
+                harness.stop(process)
             raise RuntimeError(f"workers did not start; see {logs}")
         time.sleep(0.1)
     return [process for process, _ in processes]

@@ -43,7 +43,7 @@ BACKENDS = {
         " ready.",
         ("-m", "celery", "-A", "tests.queue_celery", "worker", "-Q", QUEUE, "-c", "1",
          "--prefetch-multiplier", "1", "--without-mingle", "--without-gossip",
-         "--without-heartbeat", "-l", "info"),
+         "--without-heartbeat", "-l", "info", "-n", f"{QUEUE}@%h"),
     ),
 }  # fmt: skip
 
