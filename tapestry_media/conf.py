@@ -21,7 +21,7 @@ from django.dispatch import receiver
 SETTING_NAME = "TAPESTRY_MEDIA"
 BUILTIN_BACKENDS = {
     "ittybit": "tapestry_media.backends.ittybit.IttybitBackend",
-    "local": "tapestry_media.backends.local.LocalBackend",
+    "local": "tapestry_media.local.backend.LocalBackend",
     "dummy": "tapestry_media.backends.dummy.DummyBackend",
 }
 MEDIA_KINDS = ("video", "image", "audio")

@@ -9,23 +9,23 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from ._tasks import JobDefinition, JobResult, task, task_backends
 from .conf import get_settings
+from .tasks_shim import JobDefinition, JobResult, task, task_backends
 
 logger = logging.getLogger("tapestry_media.jobs")
 
 
 @task()
 def submit_task(task_pk: int) -> str:
-    from .dispatch import run_submit
+    from .submit_step import run_submit
 
     return run_submit(task_pk)
 
 
 @task()
 def run_local_job(job_pk: int) -> str:
-    """Run one local-engine job (see ``backends.local_run``)."""
-    from .backends.local_run import run
+    """Run one local-engine job (see ``local.run``)."""
+    from .local.run import run
 
     return run(job_pk)
 

@@ -28,11 +28,11 @@ from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from . import jobs, reconcile
-from ._tasks import JobDefinition
 from .backends import BackendError, TransientBackendError, get_backend
 from .conf import get_settings
 from .models import Task
 from .status import Status
+from .tasks_shim import JobDefinition
 
 logger = logging.getLogger("tapestry_media.resync")
 
@@ -221,7 +221,7 @@ def _dispatch(pks: Sequence[int], kind: str, report: Report, *, wait: bool) -> N
             else:
                 jobs.enqueue(poll_task_job(), pk)
         elif wait:
-            from .dispatch import run_submit
+            from .submit_step import run_submit
 
             report.results[pk] = run_submit(pk)
         else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._tasks import task
+from .tasks_shim import task
 
 
 @task()

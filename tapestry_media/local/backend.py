@@ -19,12 +19,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from .. import engine
+from ..backends.base import BaseBackend, PermanentBackendError, TaskSpec, WebhookKey
 from ..conf import Settings
 from ..models import LocalJob
 from ..remote import RemoteTask, parse_task
-from .base import BaseBackend, PermanentBackendError, TaskSpec, WebhookKey
-from .local_delivery import REMOTE_ID_PREFIX, derived_secret, task_object
+from . import engine
+from .delivery import REMOTE_ID_PREFIX, derived_secret, task_object
 
 
 class LocalBackend(BaseBackend):
