@@ -23,12 +23,13 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
-from . import pipeline
+from . import pipeline, resync, webhooks
 from .api.outputs import output_src
 from .conf import BUILTIN_BACKENDS, get_settings
 from .links import safe_link
 from .metadata import is_valid_key
 from .models import Submission, SubmissionStatus, Task, WebhookEvent, metadata_q
+from .remote import PayloadError
 from .status import Status
 
 #: The seed's metadata keys: a bare search term is matched against each of them, exactly.
@@ -184,9 +185,7 @@ class BackendFilter(admin.SimpleListFilter):
 def enqueue_resync(task_pks: Sequence[int]) -> int:
     """Enqueue a poll job (``backend.get`` + reconcile, in a worker) for each task that can be
     polled; returns how many were queued."""
-    from .resync import enqueue_resync as enqueue
-
-    queued: int = enqueue(list(task_pks))
+    queued: int = resync.enqueue_resync(list(task_pks))
     return queued
 
 
@@ -600,9 +599,6 @@ class TopicFilter(admin.SimpleListFilter):
 def reprocess(event_pk: int) -> str:
     """Apply a stored event's body again, as a new delivery of it would be. Returns the
     outcome (``applied``, ``unmatched``, ``stale``…) or ``error: …``."""
-    from . import webhooks
-    from .remote import PayloadError
-
     fields = ("pk", "body", "source", "dedup_key")
     event = WebhookEvent.objects.filter(pk=event_pk).only(*fields).first()
     if event is None:

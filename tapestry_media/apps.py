@@ -10,6 +10,7 @@ class TapestryMediaConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # Here, not at the top: models and receivers can be imported only once apps are loaded.
         from . import checks, receivers
         from .models import Submission
 

@@ -14,13 +14,16 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import connections, models, router, transaction
 from django.db.models import Q
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.lookups import Exact
 from django.utils.translation import gettext_lazy as _
 
+from .metadata_limits import validate_metadata
 from .status import TERMINAL, Status
+from .upload_limits import validate_upload
 
 logger = logging.getLogger("tapestry_media.models")
 
@@ -146,10 +149,6 @@ class Submission(models.Model):
         self.file = upload
 
     def clean(self) -> None:
-        from django.core.exceptions import ValidationError
-
-        from .uploads import validate_upload
-
         # Only a new, not yet stored file is checked (``_committed`` is False until saved).
         if not self.file or getattr(self.file, "_committed", True):
             return
@@ -178,8 +177,6 @@ def metadata_q(pairs: dict[str, str], vendor: str) -> Q:
 class TaskQuerySet(models.QuerySet["Task"]):
     def with_metadata(self, **pairs: str) -> TaskQuerySet:
         """Exact match on metadata values: ``with_metadata(campaign="summer-launch")``."""
-        from .metadata import validate_metadata
-
         validate_metadata(pairs)
         return self.filter(metadata_q(pairs, connections[self.db].vendor))
 

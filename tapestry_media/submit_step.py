@@ -19,11 +19,13 @@ from django.utils import timezone
 from . import aggregate, reconcile
 from .backends import BackendError, TaskSpec, TransientBackendError, get_backend
 from .conf import get_settings
+from .enqueue import enqueue_submit
 from .inputs import resolve_input
 from .models import Task
 from .remote import RemoteTask
 from .signals import send_after_commit, task_submitted
 from .status import Status
+from .webhooks import apply_unmatched
 
 logger = logging.getLogger("tapestry_media.dispatch")
 
@@ -92,8 +94,6 @@ def record_reply(task_pk: int, remote: RemoteTask) -> None:
             reconcile.send_signals(task, previous, "submit")
             if task.submission_id is not None:
                 aggregate.refresh(task.submission_id, task.generation)
-    from .webhooks import apply_unmatched
-
     apply_unmatched(task)
 
 
@@ -115,9 +115,7 @@ def give_back(task: Task, exc: BackendError) -> str:
     )
     logger.warning("task %s: transient error (%s); retry %d in %s", task.pk, exc, retries, delay)
     if given_back:
-        from . import jobs
-
-        jobs.enqueue_submit(task.pk, priority=task.priority, run_after=run_after)
+        enqueue_submit(task.pk, priority=task.priority, run_after=run_after)
     return "retry"
 
 

@@ -298,10 +298,10 @@ import django
 
 django.setup()
 from django.core.management import call_command
-from tapestry_media import jobs
+from tapestry_media import enqueue
 
 for pk in {enqueue!r}:
-    jobs.enqueue_submit(pk)
+    enqueue.enqueue_submit(pk)
 if {resync!r}:
     call_command("tapestry_media", "resync", "--stale-after", "0s")
 call_command(

@@ -155,9 +155,9 @@ def test_transient_failure_is_retried_with_the_same_key(django_capture_on_commit
     assert failed.status == Status.CREATED
     assert len(DummyBackend.calls) == 2
     DummyBackend.calls.clear()
-    from tapestry_media import jobs
+    from tapestry_media.enqueue import enqueue_submit
 
-    jobs.enqueue_submit(failed.pk)
+    enqueue_submit(failed.pk)
     time_passes()
     run_jobs()
     failed.refresh_from_db()

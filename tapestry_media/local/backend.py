@@ -21,10 +21,12 @@ from django.views.decorators.debug import sensitive_variables
 
 from ..backends.base import BaseBackend, PermanentBackendError, TaskSpec, WebhookKey
 from ..conf import Settings
+from ..enqueue import enqueue
 from ..models import LocalJob
 from ..remote import RemoteTask, parse_task
 from . import engine
 from .delivery import REMOTE_ID_PREFIX, derived_secret, task_object
+from .jobs import run_local_job
 
 
 class LocalBackend(BaseBackend):
@@ -125,6 +127,4 @@ def is_abandoned(job: LocalJob, lease_seconds: int) -> bool:
 
 
 def enqueue_run(job_pk: int) -> None:
-    from ..jobs import enqueue, run_local_job
-
     transaction.on_commit(lambda: enqueue(run_local_job, job_pk))
