@@ -23,7 +23,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
-from . import pipeline, resync, webhooks
+from . import pipeline, resync, uploads, webhooks
 from .api.outputs import output_src
 from .conf import BUILTIN_BACKENDS, get_settings
 from .links import safe_link
@@ -335,7 +335,7 @@ class SubmissionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.action(description=_("Resubmit (new file generation)"), permissions=["change"])
     def resubmit_action(self, request: HttpRequest, queryset: QuerySet[Submission]) -> None:
         pks = list(queryset.values_list("pk", flat=True))
-        done = sum(pipeline.resubmit(pk) for pk in pks)
+        done = sum(uploads.resubmit(pk) for pk in pks)
         _report(request, done, len(pks) - done, "resubmitted", "no file to resubmit")
 
     @admin.action(description=_("Resync current tasks from the backend"), permissions=["change"])

@@ -257,18 +257,3 @@ def start_new_attempt(task_pk: int) -> bool:
             aggregate.refresh(task.submission_id, task.generation)
         enqueue_after_commit(task)
     return True
-
-
-def resubmit(submission_pk: int) -> bool:
-    """Process the same stored file again as a new generation: the old generation's unfinished
-    tasks are superseded and the pipeline's tasks created (and submitted after commit) with new
-    correlation and idempotency keys — the very path a new file takes. Returns whether the
-    submission had a file to resubmit."""
-    from .receivers import RESUBMIT
-
-    submission = Submission.objects.filter(pk=submission_pk).first()
-    if submission is None or not submission.file:
-        return False
-    setattr(submission, RESUBMIT, True)
-    submission.save()
-    return True

@@ -323,7 +323,7 @@ def test_a_crash_between_the_upload_row_and_its_tasks_leaves_nothing(monkeypatch
 
 
 def test_resubmit_supersedes_and_creates_a_new_generation(django_capture_on_commit_callbacks):
-    from tapestry_media.pipeline import resubmit
+    from tapestry_media.uploads import resubmit
 
     with django_capture_on_commit_callbacks(execute=True):
         sub = upload()
