@@ -155,8 +155,10 @@ class Submission(models.Model):
         cls, db: str | None, field_names: Collection[str], values: Collection[Any], **kwargs: Any
     ) -> Self:
         instance = super().from_db(db, field_names, values, **kwargs)
-        loaded = dict(zip(field_names, values, strict=True))
-        instance.stored_file_name = (loaded["file"] or "") if "file" in loaded else None
+        if not instance._file_deferred():
+            instance.stored_file_name = instance.__dict__["file"] or ""  # the column's text
+        else:
+            instance.stored_file_name = None
         return instance
 
     def refresh_from_db(
