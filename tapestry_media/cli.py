@@ -34,7 +34,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from . import metadata as md
-from . import pipeline, reconcile, submit_step
+from . import pipeline, submit_step, webhooks
 from .backends import BackendError, BaseBackend, TransientBackendError, get_backend
 from .conf import get_settings
 from .inputs import is_url, public_url
@@ -415,7 +415,7 @@ def fetch(task: Task, backend: BaseBackend) -> None:
         raise CommandError(
             f"could not fetch task {task.remote_id} from the {backend.name} backend: {exc.message}"
         ) from exc
-    reconcile.apply(remote, source="poll", task_pk=task.pk)
+    webhooks.record_poll(remote, task_pk=task.pk)
 
 
 @contextlib.contextmanager
@@ -501,9 +501,11 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def as_json(task: Task) -> dict[str, Any]:
-    """The task object: the API's fields (``id`` is the remote id) plus the local ones."""
+    """The task object as the seed's CLI prints it (``id`` is the remote id; ``remote_id``
+    says so by name) plus the local fields (``uuid`` is what the REST API calls ``id``)."""
     return {
         "id": task.remote_id,
+        "remote_id": task.remote_id,
         "object": "task",
         "uuid": str(task.uuid),
         "pk": task.pk,
