@@ -8,6 +8,7 @@ Validation returns messages that name the setting; the system checks report them
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
@@ -18,12 +19,16 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from .metadata_limits import MetadataError, validate_metadata
+
 SETTING_NAME = "TAPESTRY_MEDIA"
 BUILTIN_BACKENDS = {
     "ittybit": "tapestry_media.backends.ittybit.IttybitBackend",
-    "local": "tapestry_media.backends.local.LocalBackend",
+    "local": "tapestry_media.local.backend.LocalBackend",
     "dummy": "tapestry_media.backends.dummy.DummyBackend",
 }
+#: Dotted paths of built-in backends before they moved, read as the built-in (one release).
+MOVED_BACKENDS = {"tapestry_media.backends.local.LocalBackend": "local"}
 MEDIA_KINDS = ("video", "image", "audio")
 #: Settings whose values never appear in a repr.
 SECRET_FIELDS = frozenset({"API_KEY", "WEBHOOK_SECRETS"})
@@ -132,7 +137,7 @@ class Settings:
 
     @property
     def backend_path(self) -> str:
-        name = self.BACKEND
+        name = MOVED_BACKENDS.get(self.BACKEND, self.BACKEND)
         if name == "auto":
             name = "ittybit" if self.API_KEY else "local"
         return BUILTIN_BACKENDS.get(name, name)
@@ -178,6 +183,13 @@ def load(raw: Mapping[str, Any] | None) -> Settings:
     for key in ("WEBHOOK_SECRETS", "LOCAL_ALLOWED_SCHEMES"):
         if key in values:
             values[key] = tuple(values[key])
+    if values.get("BACKEND") in MOVED_BACKENDS:
+        warnings.warn(
+            f"{SETTING_NAME}['BACKEND'] = {values['BACKEND']!r} is deprecated: use "
+            f"{MOVED_BACKENDS[values['BACKEND']]!r}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
     if isinstance(values.get("STALE_AFTER"), int | float):
         values["STALE_AFTER"] = timedelta(seconds=values["STALE_AFTER"])
     return Settings(**values)
@@ -198,9 +210,6 @@ def _reset(*, setting: str, **kwargs: Any) -> None:
     global _cache
     if setting == SETTING_NAME:
         _cache = None
-        from . import backends
-
-        backends.reset()
 
 
 # --- value checks: each returns a message fragment, or "" -----------------------------------
@@ -252,8 +261,6 @@ def _is_secret_list(value: object) -> str:
 def _is_str_mapping(value: object) -> str:
     if not isinstance(value, Mapping):
         return "must be a dict of string keys to string values."
-    from .metadata import MetadataError, validate_metadata
-
     try:
         validate_metadata(dict(value))
     except MetadataError as exc:

@@ -27,12 +27,14 @@ from django.db import transaction
 from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
-from . import jobs, webhooks
-from ._tasks import JobDefinition
+from . import webhooks
 from .backends import BackendError, TransientBackendError, get_backend
 from .conf import get_settings
+from .enqueue import enqueue_poll, enqueue_submit
 from .models import Task
+from .pipeline import start_new_attempt
 from .status import Status
+from .submit_step import run_submit
 
 logger = logging.getLogger("tapestry_media.resync")
 
@@ -95,7 +97,7 @@ def run(
     if failed:
         for batch in _claim_batches(scope.filter(_failed_current(cutoff))):
             # start_new_attempt enqueues the submit job itself, after its commit.
-            retried = [pk for pk in batch if _start_new_attempt(pk)]
+            retried = [pk for pk in batch if start_new_attempt(pk)]
             report.retried += retried
             if wait:  # the queued job then finds nothing to claim
                 _dispatch(retried, "submit", report, wait=True)
@@ -110,7 +112,7 @@ def enqueue_resync(task_pks: Sequence[int]) -> int:
     rows = Task.objects.filter(pk__in=list(task_pks), status__in=POLLABLE, remote_id__isnull=False)
     queued = 0
     for pk, backend in rows.values_list("pk", "backend"):
-        if _supports_get(backend) and jobs.enqueue(poll_task_job(), pk) is not None:
+        if _supports_get(backend) and enqueue_poll(pk) is not None:
             queued += 1
     return queued
 
@@ -197,19 +199,7 @@ def _claim(rows: QuerySet[Task], *, requeue: bool) -> list[int]:
     return pks
 
 
-def _start_new_attempt(task_pk: int) -> bool:
-    from .pipeline import start_new_attempt
-
-    return start_new_attempt(task_pk)
-
-
 # --- running the work -------------------------------------------------------------------------
-
-
-def poll_task_job() -> JobDefinition[Any, Any]:
-    from .resync_jobs import poll_task
-
-    return poll_task
 
 
 def _dispatch(pks: Sequence[int], kind: str, report: Report, *, wait: bool) -> None:
@@ -219,14 +209,12 @@ def _dispatch(pks: Sequence[int], kind: str, report: Report, *, wait: bool) -> N
             if wait:
                 report.results[pk] = poll(pk)
             else:
-                jobs.enqueue(poll_task_job(), pk)
+                enqueue_poll(pk)
         elif wait:
-            from .dispatch import run_submit
-
             report.results[pk] = run_submit(pk)
         else:
             priority = Task.objects.filter(pk=pk).values_list("priority", flat=True).first()
-            jobs.enqueue_submit(pk, priority=priority or 0)
+            enqueue_submit(pk, priority=priority or 0)
 
 
 def _ids(pks: Sequence[int], limit: int = 20) -> str:

@@ -211,9 +211,9 @@ def test_resubmit_action_starts_a_new_file_generation(
 
 
 def _resync_job_name() -> str:
-    from tapestry_media import resync
+    from tapestry_media import jobs
 
-    return resync.poll_task_job().name
+    return jobs.poll_task.name
 
 
 def _at_the_api(tasks) -> None:

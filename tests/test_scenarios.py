@@ -36,10 +36,10 @@ from django.utils import timezone
 
 import tapestry_media
 from tapestry_media import resync
-from tapestry_media._tasks import task_backends
 from tapestry_media.models import LocalJob, Submission, Task, WebhookEvent
 from tapestry_media.signals import task_succeeded
 from tapestry_media.status import Status
+from tapestry_media.tasks_shim import task_backends
 from tapestry_media.testing.contract_server import (
     DEFAULT_API_KEY,
     DEFAULT_WEBHOOK_SECRET,
@@ -302,10 +302,10 @@ import django
 
 django.setup()
 from django.core.management import call_command
-from tapestry_media import jobs
+from tapestry_media import enqueue
 
 for pk in {enqueue!r}:
-    jobs.enqueue_submit(pk)
+    enqueue.enqueue_submit(pk)
 if {resync!r}:
     call_command("tapestry_media", "resync", "--stale-after", "0s")
 call_command(
@@ -489,7 +489,7 @@ def test_worker_killed_inside_the_create_call(settings, workers, successes) -> N
 @pytest.fixture
 def clip(settings, tmp_path) -> str:
     """A 640x360 clip in the default storage; the engine needs about a second for it."""
-    from tapestry_media.engine import find_ffmpeg
+    from tapestry_media.local.engine import find_ffmpeg
 
     path = tmp_path / "clip.mp4"
     subprocess.run(

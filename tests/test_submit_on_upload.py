@@ -155,9 +155,9 @@ def test_transient_failure_is_retried_with_the_same_key(django_capture_on_commit
     assert failed.status == Status.CREATED
     assert len(DummyBackend.calls) == 2
     DummyBackend.calls.clear()
-    from tapestry_media import jobs
+    from tapestry_media.enqueue import enqueue_submit
 
-    jobs.enqueue_submit(failed.pk)
+    enqueue_submit(failed.pk)
     time_passes()
     run_jobs()
     failed.refresh_from_db()
@@ -323,7 +323,7 @@ def test_a_crash_between_the_upload_row_and_its_tasks_leaves_nothing(monkeypatch
 
 
 def test_resubmit_supersedes_and_creates_a_new_generation(django_capture_on_commit_callbacks):
-    from tapestry_media.pipeline import resubmit
+    from tapestry_media.uploads import resubmit
 
     with django_capture_on_commit_callbacks(execute=True):
         sub = upload()

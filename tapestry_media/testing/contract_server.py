@@ -42,6 +42,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal, Self
 from urllib.parse import parse_qs, urlsplit
 
+import requests
+
 from ..signatures import sign_ittybit, standard_headers
 
 Shape = Literal["bare", "envelope"]
@@ -995,8 +997,6 @@ def _reset(handler: _Handler) -> None:
 
 
 def _post(delivery: Delivery, *, timeout: float) -> int:
-    import requests  # only when webhooks go over HTTP
-
     response = requests.post(
         delivery.url, data=delivery.body, headers=delivery.headers, timeout=timeout
     )

@@ -16,7 +16,7 @@ import pytest
 from django.conf import settings
 
 from tapestry_media import aggregate
-from tapestry_media.engine import find_ffmpeg
+from tapestry_media.local.engine import find_ffmpeg
 from tapestry_media.models import Submission
 from tapestry_media.status import Status
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tapestry_media.engine import find_ffmpeg
+from tapestry_media.local.engine import find_ffmpeg
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tapestry_media.engine import (
+from tapestry_media.local.engine import (
     DEFAULT_PRESET,
     EngineError,
     EngineResult,
@@ -24,7 +24,7 @@ from tapestry_media.engine import (
     probe,
     run_operation,
 )
-from tapestry_media.engine.binary import available_encoders
+from tapestry_media.local.engine.binary import available_encoders
 
 from .conftest import Clips
 

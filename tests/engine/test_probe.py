@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tapestry_media.engine import InputError, probe
-from tapestry_media.engine.probe import parse_probe_output
+from tapestry_media.local.engine import InputError, probe
+from tapestry_media.local.engine.probe import parse_probe_output
 
 from .conftest import Clips
 
