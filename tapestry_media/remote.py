@@ -165,10 +165,14 @@ def parse_task(payload: object) -> RemoteTask:
     error = parse_error(body.get("error"))
     if failed_step is not None:  # a job cancelled because one of its steps failed
         status = Status.FAILED
-        error = parse_error(failed_step.get("error")) or error or {
-            "kind": "step_failed",
-            "message": f"the job's {failed_step.get('kind') or 'step'} step failed",
-        }
+        error = (
+            parse_error(failed_step.get("error"))
+            or error
+            or {
+                "kind": "step_failed",
+                "message": f"the job's {failed_step.get('kind') or 'step'} step failed",
+            }
+        )
     return RemoteTask(
         id=task_id,
         status=status,

@@ -17,7 +17,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from html import unescape
 from random import random as _uniform
 from types import TracebackType
@@ -264,14 +264,28 @@ class IttybitBackend(BaseBackend):
     def close(self) -> None:
         self.session.close()
 
+    def event_pages(self, *, kind: str, after: str = "") -> Iterator[list[dict[str, Any]]]:
+        from .ittybit_resources import event_pages
+
+        return event_pages(self, kind=kind, after=after)
+
     # --- the account's resources (webhook endpoints, events): see ittybit_resources
 
     def request_json(
-        self, method: str, path_or_url: str, *, body: Any = None, query: Mapping[str, str] | None = None
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        body: Any = None,
+        query: Mapping[str, str] | None = None,
     ) -> tuple[Any, requests.Response]:
         """One call to ``path_or_url`` (a path under the base URL, or a URL on it); the parsed
         JSON body (``None`` when empty) and the response. Non-2xx raises a ``BackendError``."""
-        url = path_or_url if path_or_url.startswith(self.base_url + "/") else self.base_url + path_or_url
+        url = (
+            path_or_url
+            if path_or_url.startswith(self.base_url + "/")
+            else self.base_url + path_or_url
+        )
         if query:
             url += "?" + urlencode(query)
         data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
@@ -290,9 +304,13 @@ class IttybitBackend(BaseBackend):
             ) from exc
 
     def payload_for(self, spec: TaskSpec) -> dict[str, Any]:
-        """The create body: the spec's fields, with ``WEBHOOK_URL`` when the spec has none."""
+        """The create body: the spec's fields, with ``WEBHOOK_URL`` when the spec has none.
+        ``POST /jobs`` takes the seed's four fields only: its webhooks go to the endpoints
+        registered with ``manage.py ittybit webhooks create``."""
         payload = spec.as_payload()
-        if "webhook_url" not in payload and self.config.WEBHOOK_URL:
+        if self.config.API_MODE == "jobs":
+            payload.pop("webhook_url", None)
+        elif "webhook_url" not in payload and self.config.WEBHOOK_URL:
             payload["webhook_url"] = self.config.WEBHOOK_URL
         return payload
 
