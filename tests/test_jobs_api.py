@@ -67,14 +67,15 @@ def fresh(task: Task) -> Task:
 def test_an_upload_creates_jobs_with_the_seed_body_and_the_job_id_is_the_remote_id(
     server,
 ) -> None:
-    video, poster = upload()
+    video, _poster = upload()
 
     creates = [r for r in server.requests if r.method == "POST"]
     assert [r.path for r in creates] == ["/jobs", "/jobs"]
     for request in creates:
         assert set(request.json) == {"input", "kind", "options", "metadata"}  # no webhook_url
         assert request.header("Accept-Version") == "latest"
-    assert video.remote_id.startswith("job_") and video.remote_id in server.task_ids
+    assert video.remote_id.startswith("job_")
+    assert video.remote_id in server.task_ids
     assert server.task(video.remote_id)["tasks"][0]["kind"] == "probe"
     assert video.status == Status.PENDING  # "queued"
 
@@ -104,7 +105,8 @@ def test_a_step_event_naming_the_job_applies_to_it(server) -> None:
     assert task.status == Status.FAILED
     assert task.output_url == ""
     event = WebhookEvent.objects.filter(topic="task.failed").get()
-    assert event.task_id == task.pk and event.remote_task_id == video.remote_id
+    assert event.task_id == task.pk
+    assert event.remote_task_id == video.remote_id
 
 
 def test_step_events_that_do_not_name_the_job_are_stored_and_ignored(server) -> None:
@@ -177,9 +179,8 @@ def test_resync_backfills_dropped_results_from_events_before_polling(server, mon
     pages = [r for r in server.requests if r.path == "/events"]
     assert [r.query.get("kind") for r in pages] == [["task.succeeded"]] * 2 + [["task.failed"]]
     assert all(r.query["order"] == ["asc"] for r in pages)
-    assert "after" not in pages[0].query and pages[1].query["after"] == [
-        server.events.events[-2]["id"]
-    ]
+    assert "after" not in pages[0].query
+    assert pages[1].query["after"] == [server.events.events[-2]["id"]]
     assert EventCursor.objects.get(kind="task.succeeded").after == server.events.events[-1]["id"]
     assert set(WebhookEvent.objects.values_list("source", flat=True)) == {"events"}
 
@@ -211,7 +212,8 @@ def test_a_next_link_off_the_api_is_not_followed(server, monkeypatch) -> None:
 
     report = backfill.run(get_backend())
 
-    assert report.outcomes == {"applied": 2} and report.errors == {}
+    assert report.outcomes == {"applied": 2}
+    assert report.errors == {}
     pages = [r for r in server.requests if r.path == "/events"]
     assert pages[1].query["after"] == [server.events.events[0]["id"]]
 
