@@ -227,7 +227,7 @@ class Delivery:
     body: bytes
     headers: dict[str, str]
     #: "pending", "delivered" (got an answer), "failed" (no answer), "dropped", "held",
-    #: "undeliverable" (no URL and no deliverer)
+    #: "undeliverable" (no URL and no deliverer), "unsubscribed" (no endpoint wants it)
     state: str = "pending"
     status_code: int | None = None
     error: str = ""
@@ -556,6 +556,9 @@ class ContractServer:
 
     def _dispatch(self, delivery: Delivery) -> list[Delivery]:
         with self._lock:
+            if delivery.state == "unsubscribed":
+                self.deliveries.append(delivery)
+                return [delivery]
             fault = self._webhook_faults.pop(0) if self._webhook_faults else None
             if fault == "drop":
                 delivery.state = "dropped"
@@ -1028,6 +1031,8 @@ class ContractServer:
             url=endpoint.url if endpoint is not None else url,
             body=body,
             headers=headers,
+            # endpoints registered, none subscribed to this topic: an event, no delivery
+            state="unsubscribed" if not url and self.endpoints and endpoint is None else "pending",
         )
 
     def _endpoint_for(self, topic: str) -> jobs.Endpoint | None:
