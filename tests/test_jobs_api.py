@@ -6,13 +6,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from io import StringIO
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
 from django.utils import timezone
 
 from tapestry_media import backfill, resync
 from tapestry_media.backends import get_backend
 from tapestry_media.backends import ittybit_resources as resources
+from tapestry_media.conf import get_settings
 from tapestry_media.models import EventCursor, Submission, Task, WebhookEvent
 from tapestry_media.status import Status
 from tapestry_media.testing.contract_server import (
@@ -238,3 +242,32 @@ def test_the_tasks_mode_has_no_backfill(server, settings) -> None:
     configure(settings, server, API_MODE="tasks")
     assert resync.run(wait=True).backfilled is None
     assert server.count(path="/events") == 0
+
+
+def test_a_job_result_during_the_create_call_is_matched_by_its_metadata(server) -> None:
+    server.inject(Fault.webhook_during_create("succeeded", times=2))
+
+    tasks = upload()
+
+    assert [d.status_code for d in server.deliveries] == [200, 200]
+    for task in tasks:
+        assert task.remote_id.startswith("job_")
+        assert task.status == Status.SUCCEEDED
+
+
+def test_the_resync_command_reports_the_backfill(server) -> None:
+    video, _ = upload()
+    server.inject_webhook("drop")
+    server.complete(video.remote_id)
+    out = StringIO()
+
+    call_command("tapestry_media", "resync", "--wait", stdout=out)
+
+    assert "events backfill: 1 event(s) read: 1 applied" in out.getvalue()
+    assert fresh(video).status == Status.SUCCEEDED
+
+
+def test_an_unknown_api_mode_names_the_setting(settings) -> None:
+    settings.TAPESTRY_MEDIA = {**settings.TAPESTRY_MEDIA, "API_MODE": "job"}
+    with pytest.raises(ImproperlyConfigured, match=r"\['API_MODE'\] must be one of"):
+        get_settings()
