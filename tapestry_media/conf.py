@@ -30,6 +30,11 @@ BUILTIN_BACKENDS = {
 #: Dotted paths of built-in backends before they moved, read as the built-in (one release).
 MOVED_BACKENDS = {"tapestry_media.backends.local.LocalBackend": "local"}
 MEDIA_KINDS = ("video", "image", "audio")
+API_MODES = ("tasks", "jobs")
+#: What the "jobs" mode sends as ``Accept-Version`` with API_VERSION "auto". Ittybit documents
+#: two values: "2025-08-20" (whose ``POST /tasks`` takes ``url``/``file_id``, not the seed's
+#: body, and which predates ``/jobs``) and "latest", the version its jobs docs describe.
+JOBS_API_VERSION = "latest"
 #: Settings whose values never appear in a repr.
 SECRET_FIELDS = frozenset({"API_KEY", "WEBHOOK_SECRETS"})
 _STEP_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
@@ -82,8 +87,13 @@ class Settings:
     BACKEND: str = "auto"
     API_KEY: str = ""
     API_BASE_URL: str = "https://api.ittybit.com"
-    #: Sent as ``Accept-Version`` when not empty (e.g. "2025-08-20").
-    API_VERSION: str = ""
+    #: Which Ittybit API shape to speak: "tasks" (the seed's ``POST /tasks``) or "jobs"
+    #: (``POST /jobs``, webhook endpoints, the Events resource). See the README.
+    API_MODE: str = "tasks"
+    #: ``Accept-Version``: "auto" sends the version whose body the mode speaks (none for
+    #: "tasks", ``JOBS_API_VERSION`` for "jobs"); "" sends none; anything else is sent as is.
+    API_VERSION: str = "auto"
+    #: Create/get path in the "tasks" mode ("jobs" always uses ``/jobs``).
     TASKS_PATH: str = "/tasks"
     #: Sent as ``webhook_url`` on create when not empty (newer accounts register endpoints).
     WEBHOOK_URL: str = ""
@@ -141,6 +151,13 @@ class Settings:
         if name == "auto":
             name = "ittybit" if self.API_KEY else "local"
         return BUILTIN_BACKENDS.get(name, name)
+
+    @property
+    def accept_version(self) -> str:
+        """The ``Accept-Version`` to send ("" for none)."""
+        if self.API_VERSION != "auto":
+            return self.API_VERSION
+        return JOBS_API_VERSION if self.API_MODE == "jobs" else ""
 
     @property
     def backend_name(self) -> str:
@@ -342,6 +359,7 @@ _CHECKS: dict[str, Callable[[object], str]] = {
     "BACKEND": _is_backend,
     "API_KEY": _is_str,
     "API_BASE_URL": _is_url,
+    "API_MODE": lambda v: "" if v in API_MODES else f"must be one of {API_MODES}, not {v!r}.",
     "API_VERSION": _is_str,
     "TASKS_PATH": lambda v: (
         "" if isinstance(v, str) and v.startswith("/") else "must start with '/'."

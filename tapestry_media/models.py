@@ -319,6 +319,7 @@ class WebhookEvent(models.Model):
         WEBHOOK = "webhook", _("Webhook")
         LOCAL = "local", _("Local engine")
         POLL = "poll", _("Polling")
+        EVENTS = "events", _("Events backfill")
 
     dedup_key = models.CharField(_("dedup key"), max_length=200, unique=True)
     event_id = models.CharField(_("event id"), max_length=200, blank=True)
@@ -361,6 +362,26 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.topic or 'event'} {self.remote_task_id}"
+
+
+class EventCursor(models.Model):
+    """Where the last Events backfill of one backend and topic ended: the next pass asks for
+    events ``after`` this id."""
+
+    backend = models.CharField(_("backend"), max_length=100)
+    kind = models.CharField(_("topic"), max_length=60)
+    after = models.CharField(_("last event id"), max_length=200)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("event cursor")
+        verbose_name_plural = _("event cursors")
+        constraints = [
+            models.UniqueConstraint(fields=("backend", "kind"), name="tapestry_event_cursor_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.backend} {self.kind} after {self.after}"
 
 
 class LocalJob(models.Model):

@@ -27,7 +27,7 @@ from django.db import transaction
 from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
-from . import webhooks
+from . import backfill, webhooks
 from .backends import BackendError, TransientBackendError, get_backend
 from .conf import get_settings
 from .enqueue import enqueue_poll, enqueue_submit
@@ -53,6 +53,8 @@ class Report:
     not_pollable: list[int] = field(default_factory=list)
     #: what each job returned, when run in-process (``wait=True``).
     results: dict[int, str] = field(default_factory=dict)
+    #: the Events backfill that ran before polling (``None``: the backend has no events).
+    backfilled: backfill.Report | None = None
 
     @property
     def total(self) -> int:
@@ -78,6 +80,8 @@ def run(
     cutoff = timezone.now() - stale_after
     scope = Task.objects.all() if ids is None else Task.objects.filter(pk__in=list(ids))
     report = Report()
+    if ids is None:
+        report.backfilled = backfill_events(progress=say)
 
     pollable_backends, report.not_pollable = _split_by_get_support(scope, cutoff)
     if report.not_pollable:
@@ -103,6 +107,15 @@ def run(
                 _dispatch(retried, "submit", report, wait=True)
             say(f"retrying failed: {len(report.retried)} new attempt(s)")
     return report
+
+
+def backfill_events(*, progress: Progress | None = None) -> backfill.Report | None:
+    """Read the configured backend's missed results from its Events resource, where it has
+    one, so that polling is left with only the tasks the events did not settle."""
+    backend = get_backend()
+    if not backend.supports_events:
+        return None
+    return backfill.run(backend, progress=progress)
 
 
 def enqueue_resync(task_pks: Sequence[int]) -> int:

@@ -116,11 +116,59 @@ def test_create_sends_the_seed_body_with_bearer_and_idempotency_key(
     assert task.metadata == SEED_BODY["metadata"]
 
 
-def test_accept_version_sent_when_configured(
+def test_the_sdk_version_refuses_the_seed_body_so_the_tasks_mode_sends_none(
     make_backend: MakeBackend, server: ContractServer
 ) -> None:
-    make_backend(API_VERSION="2025-08-20").create(SPEC, idempotency_key=KEY)
+    # An explicit API_VERSION is sent as it is; 2025-08-20's POST /tasks takes url/file_id.
+    with pytest.raises(PermanentBackendError) as caught:
+        make_backend(API_VERSION="2025-08-20").create(SPEC, idempotency_key=KEY)
     assert server.last_request.header("Accept-Version") == "2025-08-20"
+    assert caught.value.status_code == 400
+    assert "'url' or 'file_id'" in caught.value.message
+    # the default ("auto") sends no version with the seed's body, and it is taken
+    make_backend().create(SPEC, idempotency_key=KEY)
+    assert server.last_request.header("Accept-Version") is None
+    assert server.last_request.status == 201
+
+
+def test_jobs_mode_posts_the_seed_body_to_jobs_with_its_version(
+    make_backend: MakeBackend, server: ContractServer
+) -> None:
+    backend = make_backend(
+        API_MODE="jobs", WEBHOOK_URL="https://tapestry-app.com/media/webhooks/ittybit/"
+    )
+    job = backend.create(SPEC, idempotency_key=KEY)
+
+    request = server.last_request
+    assert (request.method, request.path, request.status) == ("POST", "/jobs", 201)
+    assert request.json == SEED_BODY  # exactly the seed's body: no webhook_url
+    assert request.header("Accept-Version") == "latest"
+    assert request.header("Idempotency-Key") == KEY
+    assert job.id.startswith("job_")
+    assert (job.status, job.raw_status) == (Status.PENDING, "queued")
+    assert job.metadata == SEED_BODY["metadata"]
+
+
+def test_jobs_mode_gets_the_job_with_its_url_output_and_ms_timestamps(
+    make_backend: MakeBackend, server: ContractServer
+) -> None:
+    backend = make_backend(API_MODE="jobs")
+    job_id = backend.create(SPEC, idempotency_key=KEY).id
+    shown = server.complete(job_id, deliver=False)
+
+    job = backend.get(job_id)
+
+    assert server.last_request.path == f"/jobs/{job_id}"
+    assert job.status == Status.SUCCEEDED
+    assert job.output_url == shown["output"]
+    assert job.finished_at == datetime.fromtimestamp(shown["finished_at"] / 1000, tz=UTC)
+
+
+def test_jobs_mode_without_a_version_when_told(
+    make_backend: MakeBackend, server: ContractServer
+) -> None:
+    make_backend(API_MODE="jobs", API_VERSION="").create(SPEC, idempotency_key=KEY)
+    assert server.last_request.header("Accept-Version") is None
 
 
 def test_webhook_url_from_settings_when_the_spec_has_none(
