@@ -156,9 +156,28 @@ def test_dummy_backend_switches_and_restores(settings) -> None:
     assert DummyBackend.failures == []  # cleared on the way out
 
 
-@dummy_backend()
-def test_dummy_backend_as_a_decorator() -> None:
+@pytest.fixture
+def cloud_backend(settings) -> None:
+    """A host configured for the real Ittybit backend, set up before the decorator runs."""
+    settings.TAPESTRY_MEDIA = {**settings.TAPESTRY_MEDIA, "BACKEND": "ittybit", "API_KEY": "key_real"}
+
+
+@dummy_backend(SUBMIT_MAX_RETRIES=1)
+def test_dummy_backend_as_a_decorator(cloud_backend) -> None:
+    # Without the decorator the backend is the fixture's ``ittybit``.
     assert get_settings().backend_name == "dummy"
+    assert isinstance(get_backend(), DummyBackend)
+    assert get_settings().SUBMIT_MAX_RETRIES == 1
+    assert get_settings().API_KEY == "key_real"
+
+
+def test_dummy_backend_as_a_decorator_restores_the_host_backend(cloud_backend) -> None:
+    @dummy_backend()
+    def inside() -> str:
+        return get_settings().backend_name
+
+    assert inside() == "dummy"
+    assert get_settings().backend_name == "ittybit"
 
 
 def test_helpers_write_nothing_by_themselves(task) -> None:
