@@ -159,7 +159,11 @@ def test_dummy_backend_switches_and_restores(settings) -> None:
 @pytest.fixture
 def cloud_backend(settings) -> None:
     """A host configured for the real Ittybit backend, set up before the decorator runs."""
-    settings.TAPESTRY_MEDIA = {**settings.TAPESTRY_MEDIA, "BACKEND": "ittybit", "API_KEY": "key_real"}
+    settings.TAPESTRY_MEDIA = {
+        **settings.TAPESTRY_MEDIA,
+        "BACKEND": "ittybit",
+        "API_KEY": "key_real",
+    }
 
 
 @dummy_backend(SUBMIT_MAX_RETRIES=1)
