@@ -368,7 +368,9 @@ def test_webhooks_over_http() -> None:
     assert isinstance(delivery, Delivery)
     assert (delivery.state, delivery.status_code) == ("delivered", 204)
     [(body, signature)] = received
-    assert verify({"Ittybit-Signature": signature or ""}, body, [DEFAULT_WEBHOOK_SECRET])
+    assert (
+        verify({"Ittybit-Signature": signature or ""}, body, [DEFAULT_WEBHOOK_SECRET]) == "ittybit"
+    )
 
 
 def test_unreachable_webhook_url_is_recorded_not_raised() -> None:
