@@ -62,6 +62,7 @@ _RAW: dict[str, Status] = {
     "canceled": Status.CANCELLED,
 }
 
+
 def normalize(raw: object) -> Status | None:
     """Map a raw API status to a :class:`Status`; ``None`` for one we do not know."""
     if not isinstance(raw, str):
