@@ -16,7 +16,7 @@ from tapestry_media.pipeline import start_new_attempt
 from tapestry_media.status import Status
 from tapestry_media.testing.jobs import enqueued, enqueued_names, run_jobs
 
-from .conftest import video_upload
+from .helpers import upload, video_upload
 
 pytestmark = pytest.mark.django_db
 
@@ -35,12 +35,6 @@ def run_until_settled() -> None:
             return
         time_passes()
         run_jobs(include_deferred=True)
-
-
-def upload(user=None, **fields) -> Submission:
-    fields.setdefault("campaign", "summer-launch")
-    fields.setdefault("source", "ios")
-    return Submission.objects.create(uploader=user, file=video_upload(), **fields)
 
 
 def test_new_upload_submits_each_step_once(user, django_capture_on_commit_callbacks) -> None:

@@ -21,7 +21,7 @@ from tapestry_media.models import Submission
 from tapestry_media.status import Status
 
 from ..media import make_clip
-from .conftest import ARTIFACTS
+from .site import ARTIFACTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.once]
 

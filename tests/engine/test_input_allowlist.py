@@ -11,7 +11,7 @@ import pytest
 from tapestry_media.local.engine import InputRefused, probe, run_operation
 from tapestry_media.local.engine.sniff import manifest_kind
 
-from .conftest import Clips
+from .clips import Clips
 
 # The package exports the function ``probe``, which hides the module of the same name.
 probe_module = importlib.import_module("tapestry_media.local.engine.probe")

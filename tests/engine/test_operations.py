@@ -26,7 +26,7 @@ from tapestry_media.local.engine import (
 )
 from tapestry_media.local.engine.binary import available_encoders
 
-from .conftest import Clips
+from .clips import Clips
 
 
 def probe_text(ffmpeg: str, path: str) -> str:
