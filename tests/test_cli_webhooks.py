@@ -17,7 +17,7 @@ from tapestry_media.testing.contract_server import DEFAULT_API_KEY, ContractServ
 from tapestry_media.testing.jobs import run_jobs
 from tapestry_media.testing.webhooks import closing_deliverer
 
-from .conftest import video_upload
+from .helpers import video_upload
 
 SITE = "https://tapestry-app.com/tapestry/webhooks/ittybit/"
 

@@ -28,7 +28,7 @@ from tapestry_media.testing.contract_server import (
 from tapestry_media.testing.jobs import run_jobs
 from tapestry_media.testing.webhooks import closing_deliverer
 
-from .conftest import video_upload
+from .helpers import video_upload
 
 # The server delivers webhooks from its own thread: the rows must be committed to be seen.
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -14,7 +14,7 @@ from tapestry_media.models import Submission, Task
 from tapestry_media.status import Status
 from tapestry_media.testing.jobs import enqueued_names
 
-from .conftest import video_upload
+from .helpers import video_upload
 
 pytestmark = pytest.mark.django_db
 
