@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
 from io import StringIO
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -23,18 +23,21 @@ SITE = "https://tapestry-app.com/tapestry/webhooks/ittybit/"
 
 
 @pytest.fixture
-def server(settings) -> Iterator[ContractServer]:
-    with ContractServer(deliver=closing_deliverer()) as running:
-        settings.TAPESTRY_MEDIA = {
-            **settings.TAPESTRY_MEDIA,
-            "BACKEND": "ittybit",
-            "API_MODE": "jobs",
-            "API_KEY": DEFAULT_API_KEY,
-            "API_BASE_URL": running.url,
-            "HTTP_RETRIES": 0,
-        }
-        yield running
-        assert running.errors == []
+def contract_server_options() -> dict[str, Any]:
+    return {"deliver": closing_deliverer()}
+
+
+@pytest.fixture
+def server(contract_server: ContractServer, settings) -> ContractServer:
+    settings.TAPESTRY_MEDIA = {
+        **settings.TAPESTRY_MEDIA,
+        "BACKEND": "ittybit",
+        "API_MODE": "jobs",
+        "API_KEY": DEFAULT_API_KEY,
+        "API_BASE_URL": contract_server.url,
+        "HTTP_RETRIES": 0,
+    }
+    return contract_server
 
 
 def webhooks(*args: str) -> str:

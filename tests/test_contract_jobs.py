@@ -4,7 +4,6 @@ checked with plain ``requests`` calls (no client code)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -35,10 +34,13 @@ def inbox() -> Inbox:
 
 
 @pytest.fixture
-def server(inbox: Inbox) -> Iterator[ContractServer]:
-    with ContractServer(deliver=inbox, webhook_envelope="event", clock=lambda: NOW) as running:
-        yield running
-    assert running.errors == []
+def contract_server_options(inbox: Inbox) -> dict[str, Any]:
+    return {"deliver": inbox, "webhook_envelope": "event", "clock": lambda: NOW}
+
+
+@pytest.fixture
+def server(contract_server: ContractServer) -> ContractServer:
+    return contract_server
 
 
 def call(

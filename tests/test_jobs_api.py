@@ -4,9 +4,9 @@ lost results from ``GET /events``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from io import StringIO
+from typing import Any
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -49,13 +49,18 @@ def configure(settings, server: ContractServer, **extra: object) -> None:
 
 
 @pytest.fixture
-def server(settings) -> Iterator[ContractServer]:
-    with ContractServer(
-        deliver=closing_deliverer(), webhook_envelope="event", webhook_scheme="standard"
-    ) as running:
-        configure(settings, running)
-        yield running
-        assert running.errors == []
+def contract_server_options() -> dict[str, Any]:
+    return {
+        "deliver": closing_deliverer(),
+        "webhook_envelope": "event",
+        "webhook_scheme": "standard",
+    }
+
+
+@pytest.fixture
+def server(contract_server: ContractServer, settings) -> ContractServer:
+    configure(settings, contract_server)
+    return contract_server
 
 
 def upload() -> list[Task]:
