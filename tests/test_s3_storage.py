@@ -1,0 +1,213 @@
+"""A private S3 bucket as the default storage (django-storages on moto's server, a real HTTP
+endpoint on 127.0.0.1): output URLs are signed when they are read, so the links the API, the
+admin and the example site give still work after the signing expiry; deleting a submission and
+pruning orphans remove objects from the bucket (issue 13, item 4)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from tapestry_media import orphans
+from tapestry_media.api.outputs import output_src
+from tapestry_media.models import LocalJob, Submission, Task
+from tapestry_media.status import Status
+from tapestry_media.testing.jobs import drain_jobs
+
+from .browser.site import use_example_site
+from .media import clip_upload, make_clip
+from .s3 import S3Server, on_loopback, running_server, use_s3
+from .test_output_links import links
+
+pytestmark = [pytest.mark.django_db, pytest.mark.once]
+
+EXPIRE = 2  # seconds a signed URL lives (AWS_QUERYSTRING_EXPIRE)
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Server]:
+    yield from running_server()
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch) -> None:
+    """Traffic goes to 127.0.0.1 only (moto, the database): boto3 must not look for
+    credentials or a region anywhere else."""
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    real_connect = socket.socket.connect
+
+    def guarded(sock: socket.socket, address: Any) -> Any:
+        if sock.family == socket.AF_UNIX or address[0] == "127.0.0.1":
+            return real_connect(sock, address)
+        raise AssertionError(f"connection to {address!r}: only 127.0.0.1 is allowed")
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture
+def bucket(settings, s3: S3Server) -> str:
+    name = s3.new_bucket()
+    use_s3(settings, s3, name, expire=EXPIRE)
+    settings.TAPESTRY_MEDIA = {
+        **settings.TAPESTRY_MEDIA,
+        "BACKEND": "local",
+        "PIPELINE": {
+            "video": [
+                {"name": "video", "kind": "video", "options": {"width": 160, "format": "mp4"}},
+                {"name": "poster", "kind": "image", "options": {"format": "jpg", "start": 0}},
+            ]
+        },
+    }
+    return name
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("clips") / "clip.mp4", seconds=1)
+
+
+def process(user: Any, clip: Path, capture: Any) -> Submission:
+    """One upload taken through the local engine to ``ready``."""
+    with capture(execute=True):
+        sub = Submission.objects.create(uploader=user, file=clip_upload(clip), title="S3 clip")
+    drain_jobs(capture)
+    sub.refresh_from_db()
+    assert sub.status == "ready", list(sub.tasks.values_list("name", "status", "error"))
+    return sub
+
+
+def fetch(url: str) -> requests.Response:
+    assert on_loopback(url), url  # never anything but moto on 127.0.0.1
+    return requests.get(url, timeout=10)
+
+
+def served_urls(html: str) -> list[str]:
+    return [url for url in links(html) if on_loopback(url)]
+
+
+def test_links_read_after_the_signing_expiry_still_work(
+    s3, bucket, clip, user, admin_client, client, settings, django_capture_on_commit_callbacks
+) -> None:
+    sub = process(user, clip, django_capture_on_commit_callbacks)
+    video = sub.tasks.get(name="video")
+    name = video.output["storage_name"]
+    assert name in s3.keys(bucket)
+    assert sub.file.name in s3.keys(bucket)
+    size = s3.client().head_object(Bucket=bucket, Key=name)["ContentLength"]
+
+    # What processing used to freeze into output["url"] and Task.output_url.
+    frozen = default_storage.url(name)
+    assert "X-Amz-Signature" in frozen
+    assert fetch(frozen).status_code == 200
+
+    time.sleep(EXPIRE + 1)
+
+    api = APIClient()
+    api.force_authenticate(user)
+    task_body = api.get(reverse("tapestry_media:task-detail", args=[video.uuid])).json()
+    sub_body = api.get(reverse("tapestry_media:submission-detail", args=[sub.public_id])).json()
+    admin_task = admin_client.get(reverse("admin:tapestry_media_task_change", args=[video.pk]))
+    admin_sub = admin_client.get(reverse("admin:tapestry_media_submission_change", args=[sub.pk]))
+    use_example_site(settings)
+    client.force_login(user)
+    site = client.get(reverse("example:submission", args=[sub.public_id]))
+    given = {
+        "API task output_url": [task_body["output_url"]],
+        "API task output.url": [task_body["output"]["url"]],
+        "API submission outputs": list(sub_body["outputs"].values()),
+        "admin task page": served_urls(admin_task.content.decode()),
+        "admin submission page": served_urls(admin_sub.content.decode()),
+        "example submission page": served_urls(site.content.decode()),
+    }
+    assert all(given.values()), given
+    answers = {(where, url): fetch(url) for where, urls in given.items() for url in urls}
+    failed = [
+        f"{where}: {r.status_code} for …{url.split('?')[0][-30:]}"
+        for (where, url), r in answers.items()
+        if r.status_code != 200
+    ]
+    assert not failed, "\n".join(failed)
+    whole = {len(r.content) for (_, url), r in answers.items() if name in url}
+    assert whole == {size}
+    assert any(name in url for url in given["admin task page"])
+    assert any(name in url for url in given["example submission page"])
+
+    # Positive controls: the frozen URL has expired, and the bucket is private.
+    expired = fetch(frozen)
+    assert expired.status_code == 403
+    assert "Request has expired" in expired.text
+    assert fetch(f"{s3.endpoint}/{bucket}/{name}").status_code == 403
+    # ... and no row holds a signed URL, to hand out after it expired.
+    job = LocalJob.objects.get(remote_id=video.remote_id)
+    assert "X-Amz-Signature" not in json.dumps([video.output, video.output_url, job.output])
+
+
+def test_deleting_a_submission_removes_its_objects_from_the_bucket(
+    s3, bucket, clip, user, django_capture_on_commit_callbacks
+) -> None:
+    keep = default_storage.save("tapestry_media/outputs/other/keep.mp4", ContentFile(b"other"))
+    with pytest.raises(NotImplementedError):  # a storage without path()
+        default_storage.path(keep)
+    sub = process(user, clip, django_capture_on_commit_callbacks)
+    names = {sub.file.name, *(t.output["storage_name"] for t in sub.tasks.all())}
+    assert len(names) == 3
+    assert set(s3.keys(bucket)) == names | {keep}
+
+    with django_capture_on_commit_callbacks(execute=True):
+        sub.delete()
+
+    assert s3.keys(bucket) == [keep]
+
+
+def test_a_storage_name_in_a_cloud_result_deletes_nothing(
+    s3, bucket, user, django_capture_on_commit_callbacks
+) -> None:
+    """Only the local engine's outputs are this app's files: a remote result naming another
+    file (``storage_name``) neither gets a URL for it nor deletes it."""
+    other = default_storage.save("tapestry_media/uploads/someone-else.mp4", ContentFile(b"x"))
+    sub = Submission.objects.create(uploader=user, file=ContentFile(b"clip", name="mine.mp4"))
+    cloud, local = (
+        Task.objects.create(
+            submission=sub, kind="video", input="x", backend=backend, status=Status.SUCCEEDED,
+            output={"storage_name": other},
+        )
+        for backend in ("dummy", "local")
+    )  # fmt: skip
+    assert not output_src(cloud)
+    assert other in output_src(local)  # the same row from the local engine is trusted
+
+    Task.objects.filter(pk=local.pk).delete()
+    with django_capture_on_commit_callbacks(execute=True):
+        sub.delete()
+    assert s3.keys(bucket) == [other]
+
+
+def test_prune_finds_and_removes_orphans_in_the_bucket(
+    s3, bucket, clip, user, django_capture_on_commit_callbacks
+) -> None:
+    sub = process(user, clip, django_capture_on_commit_callbacks)
+    orphan = default_storage.save("tapestry_media/outputs/task_gone/video.mp4", ContentFile(b"o"))
+    before = set(s3.keys(bucket))
+
+    found = orphans.find(min_age=timedelta(0))
+    assert [o.name for o in found] == [orphan]
+    assert found[0].size == 1
+    assert orphans.find() == []  # younger than MIN_AGE: untouched
+
+    assert orphans.remove(found) == 1
+    assert set(s3.keys(bucket)) == before - {orphan}
+    assert sub.file.name in before - {orphan}
