@@ -22,6 +22,8 @@ from rest_framework.test import APIClient
 
 from tapestry_media import orphans
 from tapestry_media.api.outputs import output_src
+from tapestry_media.backends import local_run
+from tapestry_media.conf import get_settings
 from tapestry_media.models import LocalJob, Submission, Task
 from tapestry_media.status import Status
 from tapestry_media.testing.jobs import drain_jobs
@@ -113,6 +115,13 @@ def test_links_read_after_the_signing_expiry_still_work(
     frozen = default_storage.url(name)
     assert "X-Amz-Signature" in frozen
     assert fetch(frozen).status_code == 200
+    # No row holds a signed URL to hand out after it expired ...
+    job = LocalJob.objects.get(remote_id=video.remote_id)
+    assert "X-Amz-Signature" not in json.dumps([video.output, video.output_url, job.output])
+    # ... but a row processed before this change does: it must be read through the name too.
+    Task.objects.filter(pk=video.pk).update(
+        output_url=frozen, output={**video.output, "url": frozen}
+    )
 
     time.sleep(EXPIRE + 1)
 
@@ -151,9 +160,6 @@ def test_links_read_after_the_signing_expiry_still_work(
     assert expired.status_code == 403
     assert "Request has expired" in expired.text
     assert fetch(f"{s3.endpoint}/{bucket}/{name}").status_code == 403
-    # ... and no row holds a signed URL, to hand out after it expired.
-    job = LocalJob.objects.get(remote_id=video.remote_id)
-    assert "X-Amz-Signature" not in json.dumps([video.output, video.output_url, job.output])
 
 
 def test_deleting_a_submission_removes_its_objects_from_the_bucket(
@@ -211,3 +217,14 @@ def test_prune_finds_and_removes_orphans_in_the_bucket(
     assert orphans.remove(found) == 1
     assert set(s3.keys(bucket)) == before - {orphan}
     assert sub.file.name in before - {orphan}
+
+
+def test_a_signed_storage_url_is_not_stored_a_lasting_one_is(s3, bucket, settings) -> None:
+    """What the local engine writes as ``output["url"]`` (and so ``Task.output_url``)."""
+    name = default_storage.save("tapestry_media/outputs/task_x/video.mp4", ContentFile(b"v"))
+    config = get_settings()
+    assert local_run._lasting_url(name, config) == {}  # signed: it would expire
+
+    settings.AWS_QUERYSTRING_AUTH = False  # a public bucket: plain URLs that last
+    settings.STORAGES = {**settings.STORAGES}  # a new storage instance with the new setting
+    assert local_run._lasting_url(name, config) == {"url": f"{s3.endpoint}/{bucket}/{name}"}
