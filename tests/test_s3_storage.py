@@ -21,6 +21,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from tapestry_media import orphans
+from tapestry_media.api import outputs
 from tapestry_media.api.outputs import output_src
 from tapestry_media.backends import local_run
 from tapestry_media.conf import get_settings
@@ -228,3 +229,39 @@ def test_a_signed_storage_url_is_not_stored_a_lasting_one_is(s3, bucket, setting
     settings.AWS_QUERYSTRING_AUTH = False  # a public bucket: plain URLs that last
     settings.STORAGES = {**settings.STORAGES}  # a new storage instance with the new setting
     assert local_run._lasting_url(name, config) == {"url": f"{s3.endpoint}/{bucket}/{name}"}
+
+
+class CountingStorage:
+    """The default storage, counting the URLs it is asked for."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def url(self, name: str) -> str:
+        self.names.append(name)
+        return default_storage.url(name)
+
+
+def test_one_signature_per_file_per_response(s3, bucket, user, monkeypatch) -> None:
+    """Signing costs about a millisecond on S3: a response that shows a file's URL twice
+    (``output_url`` and ``output.url``; a submission's ``tasks`` and ``outputs``) signs once."""
+    sub = Submission.objects.create(uploader=user, file=ContentFile(b"clip", name="in.mp4"))
+    for task in sub.tasks.all():
+        Task.objects.filter(pk=task.pk).update(
+            status=Status.SUCCEEDED, output={"storage_name": f"out/{task.name}.bin"}
+        )
+    counting = CountingStorage()
+    monkeypatch.setattr(outputs, "default_storage", counting)
+    api = APIClient()
+    api.force_authenticate(user)
+
+    tasks = api.get(reverse("tapestry_media:task-list")).json()["results"]
+    assert len(tasks) == 2
+    assert all(t["output_url"] == t["output"]["url"] != "" for t in tasks)
+    assert sorted(counting.names) == ["out/poster.bin", "out/video.bin"]
+
+    counting.names.clear()
+    detail = api.get(reverse("tapestry_media:submission-detail", args=[sub.public_id])).json()
+    assert set(detail["outputs"]) == {"video", "poster"}
+    assert all(t["output_url"] for t in detail["tasks"])
+    assert sorted(counting.names) == ["out/poster.bin", "out/video.bin"]

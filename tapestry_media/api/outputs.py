@@ -52,12 +52,24 @@ def storage_url(name: str) -> str:
         return ""
 
 
+#: Per task instance: signing costs about a millisecond on S3, and one response asks for the
+#: same file's URL more than once (``output_url`` and ``output.url``; ``tasks`` and ``outputs``).
+_SIGNED = "_tapestry_storage_urls"
+
+
+def _storage_url_for(task: Task, name: str) -> str:
+    urls: dict[str, str] = task.__dict__.setdefault(_SIGNED, {})
+    if name not in urls:
+        urls[name] = storage_url(name)
+    return urls[name]
+
+
 def output_src(task: Task) -> str:
     """The URL of ``task``'s (first) output: the storage's URL of a file this app stored,
     else the reported ``output_url``, else the output's ``url``, else "". Only a URL that
     :func:`~tapestry_media.links.is_safe_link` accepts is returned, whatever the row holds."""
     names = stored_names(task.backend, task.output)
-    url = storage_url(names[0]) if names else ""
+    url = _storage_url_for(task, names[0]) if names else ""
     if url:
         return url
     if safe_link(task.output_url):
@@ -81,7 +93,7 @@ def with_read_time_urls(task: Task, absolute: Callable[[str], str] = str) -> Any
         if not isinstance(name, str) or not name:
             return item
         fresh = {k: v for k, v in item.items() if k != "url"}
-        url = storage_url(name)
+        url = _storage_url_for(task, name)
         return {**fresh, "url": absolute(url)} if url else fresh
 
     return [refresh(item) for item in output] if isinstance(output, list) else refresh(output)
