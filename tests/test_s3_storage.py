@@ -116,10 +116,9 @@ def test_links_read_after_the_signing_expiry_still_work(
     frozen = default_storage.url(name)
     assert "X-Amz-Signature" in frozen
     assert fetch(frozen).status_code == 200
-    # No row holds a signed URL to hand out after it expired ...
     job = LocalJob.objects.get(remote_id=video.remote_id)
-    assert "X-Amz-Signature" not in json.dumps([video.output, video.output_url, job.output])
-    # ... but a row processed before this change does: it must be read through the name too.
+    stored = json.dumps([video.output, video.output_url, job.output])
+    # A row processed before this change holds that URL: it must be read through the name too.
     Task.objects.filter(pk=video.pk).update(
         output_url=frozen, output={**video.output, "url": frozen}
     )
@@ -128,23 +127,41 @@ def test_links_read_after_the_signing_expiry_still_work(
 
     api = APIClient()
     api.force_authenticate(user)
-    task_body = api.get(reverse("tapestry_media:task-detail", args=[video.uuid])).json()
-    sub_body = api.get(reverse("tapestry_media:submission-detail", args=[sub.public_id])).json()
-    admin_task = admin_client.get(reverse("admin:tapestry_media_task_change", args=[video.pk]))
-    admin_sub = admin_client.get(reverse("admin:tapestry_media_submission_change", args=[sub.pk]))
     use_example_site(settings)
     client.force_login(user)
-    site = client.get(reverse("example:submission", args=[sub.public_id]))
-    given = {
-        "API task output_url": [task_body["output_url"]],
-        "API task output.url": [task_body["output"]["url"]],
-        "API submission outputs": list(sub_body["outputs"].values()),
-        "admin task page": served_urls(admin_task.content.decode()),
-        "admin submission page": served_urls(admin_sub.content.decode()),
-        "example submission page": served_urls(site.content.decode()),
+
+    def api_task() -> list[str]:
+        body = api.get(reverse("tapestry_media:task-detail", args=[video.uuid])).json()
+        return [body["output_url"], body["output"]["url"]]
+
+    def api_submission() -> list[str]:
+        path = reverse("tapestry_media:submission-detail", args=[sub.public_id])
+        return list(api.get(path).json()["outputs"].values())
+
+    def page(http: Any, path: str) -> Any:
+        return lambda: served_urls(http.get(path).content.decode())
+
+    surfaces = {
+        "API task output_url, output.url": api_task,
+        "API submission outputs": api_submission,
+        "admin task page": page(
+            admin_client, reverse("admin:tapestry_media_task_change", args=[video.pk])
+        ),
+        "admin submission page": page(
+            admin_client, reverse("admin:tapestry_media_submission_change", args=[sub.pk])
+        ),
+        "example submission page": page(
+            client, reverse("example:submission", args=[sub.public_id])
+        ),
     }
+    # Each surface's URLs are fetched as soon as it gives them: they live EXPIRE seconds
+    # (less, as X-Amz-Date is truncated to the second), as a browser would fetch them.
+    given: dict[str, list[str]] = {}
+    answers: dict[tuple[str, str], requests.Response] = {}
+    for where, read in surfaces.items():
+        given[where] = read()
+        answers.update({(where, url): fetch(url) for url in given[where]})
     assert all(given.values()), given
-    answers = {(where, url): fetch(url) for where, urls in given.items() for url in urls}
     failed = [
         f"{where}: {r.status_code} for …{url.split('?')[0][-30:]}"
         for (where, url), r in answers.items()
@@ -161,6 +178,8 @@ def test_links_read_after_the_signing_expiry_still_work(
     assert expired.status_code == 403
     assert "Request has expired" in expired.text
     assert fetch(f"{s3.endpoint}/{bucket}/{name}").status_code == 403
+    # Nothing this change processed holds a signed URL, to hand out after it expired.
+    assert "X-Amz-Signature" not in stored
 
 
 def test_deleting_a_submission_removes_its_objects_from_the_bucket(
