@@ -23,8 +23,8 @@ from rest_framework.test import APIClient
 from tapestry_media import orphans
 from tapestry_media.api import outputs
 from tapestry_media.api.outputs import output_src
-from tapestry_media.backends import local_run
 from tapestry_media.conf import get_settings
+from tapestry_media.local import run as local_run
 from tapestry_media.models import LocalJob, Submission, Task
 from tapestry_media.status import Status
 from tapestry_media.testing.jobs import drain_jobs

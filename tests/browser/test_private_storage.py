@@ -16,7 +16,7 @@ from tapestry_media.status import Status
 
 from ..media import make_clip
 from ..s3 import S3Server, running_server, use_s3
-from .conftest import ARTIFACTS
+from .site import ARTIFACTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.once]
 
