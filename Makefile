@@ -12,9 +12,10 @@ test:  ## the test suite (SQLite; DATABASE_URL=postgres://... for PostgreSQL; DJ
 test-queues:  ## the queue leg: real db_worker, RQ and Celery workers (Redis, RabbitMQ, PostgreSQL)
 	scripts/test-queues.sh $(PYTEST_ARGS)
 
-lint:
+lint:  ## ruff, ruff format --check, mypy, and the import contracts of .importlinter
 	@venv=$$(scripts/bootstrap.sh dev | tail -1); \
-	$$venv/bin/ruff check . && $$venv/bin/ruff format --check . && $$venv/bin/mypy tapestry_media
+	$$venv/bin/ruff check . && $$venv/bin/ruff format --check . && $$venv/bin/mypy tapestry_media \
+		&& $$venv/bin/lint-imports
 
 format:
 	@venv=$$(scripts/bootstrap.sh dev | tail -1); $$venv/bin/ruff format . && $$venv/bin/ruff check --fix .

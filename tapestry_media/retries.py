@@ -4,9 +4,9 @@
   a second early because it keeps whole seconds; clocks of worker hosts disagree) is enqueued
   again for that time, plus :data:`EARLY_TOLERANCE`, where the task backend can defer. Where it
   cannot, the retry is left to ``resync``: re-enqueueing at once would spin.
-* A retry due later than the task backend's limit (:func:`max_defer`) is never handed to the
-  backend: it waits in ``created`` and ``resync`` enqueues it once it is due
-  (:func:`parked_due`), whatever ``STALE_AFTER`` says.
+* A retry due later than the task backend's limit (:func:`.defer.max_defer`) is never handed
+  to the backend (:mod:`.enqueue`): it waits in ``created`` and ``resync`` enqueues it once it
+  is due (:func:`parked_due`), whatever ``STALE_AFTER`` says.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 from django.db.models import F, Q
 from django.utils import timezone
 
-from ._tasks import task_backends
-from .conf import get_settings
+from .defer import can_defer, max_defer
+from .enqueue import enqueue_submit
 from .models import Task
 from .status import Status
 
@@ -28,39 +28,9 @@ logger = logging.getLogger("tapestry_media.retries")
 #: to whole seconds, so the second run is not early too.
 EARLY_TOLERANCE = timedelta(seconds=1.5)
 
-#: ``MAX_DEFER`` when it is not set, by the top-level package of the task backend's class.
-#: Celery hands a message with an ``eta`` to a worker at once and the worker holds it unacked
-#: until it is due: RabbitMQ's ``consumer_timeout`` (30 minutes by default) then closes the
-#: channel, and Redis's ``visibility_timeout`` (1 hour) delivers it a second time.
-DEFAULT_MAX_DEFER: dict[str, timedelta] = {
-    "django_tasks_celery": timedelta(minutes=25),
-}
-
 #: ``resync`` counts a retry as parked when it was due this close to ``MAX_DEFER`` or later
 #: (``next_attempt_at`` and ``updated_at`` are stamped microseconds apart).
 _PARKED_MARGIN = timedelta(seconds=1)
-
-
-def task_backend() -> object:
-    return task_backends[get_settings().TASK_BACKEND]
-
-
-def can_defer() -> bool:
-    return bool(getattr(task_backend(), "supports_defer", False))
-
-
-def max_defer() -> timedelta | None:
-    """The longest ``run_after`` delay handed to the task backend (``None``: no limit)."""
-    configured = get_settings().MAX_DEFER
-    if configured is not None:
-        return configured
-    package = type(task_backend()).__module__.split(".", 1)[0]
-    return DEFAULT_MAX_DEFER.get(package)
-
-
-def beyond_limit(run_after: datetime, now: datetime | None = None) -> bool:
-    limit = max_defer()
-    return limit is not None and run_after - (now or timezone.now()) > limit
 
 
 def after_lost_claim(task_pk: int) -> str | None:
@@ -88,8 +58,6 @@ def after_lost_claim(task_pk: int) -> str | None:
             early,
         )
         return "early"
-    from . import jobs
-
     run_after = due + EARLY_TOLERANCE
     logger.info(
         "task %s: submit job arrived %.3f s before its retry time; enqueued again for %s",
@@ -97,7 +65,7 @@ def after_lost_claim(task_pk: int) -> str | None:
         early,
         run_after.isoformat(),
     )
-    jobs.enqueue_submit(task_pk, priority=row["priority"] if row else 0, run_after=run_after)
+    enqueue_submit(task_pk, priority=row["priority"] if row else 0, run_after=run_after)
     return "early"
 
 

@@ -11,7 +11,7 @@ app = Celery("tapestry_queues")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 django.setup()
 
-from tapestry_media.jobs import bind_to_task_backend  # noqa: E402
+from tapestry_media.enqueue import bind_to_task_backend  # noqa: E402
 
 # TASK_BACKEND is not the "default" alias here: the jobs must be bound to it to be registered.
 bind_to_task_backend()

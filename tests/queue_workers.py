@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from tapestry_media._tasks import task_backends
+from tapestry_media.tasks_shim import task_backends
 
 #: The leg's queue (tests/queue_settings.py); empty under other settings.
 QUEUE: str = getattr(settings, "QUEUE", "")

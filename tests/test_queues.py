@@ -29,7 +29,7 @@ from django.conf import settings as django_settings
 from django.db import connection
 from django.utils import timezone
 
-from tapestry_media import jobs
+from tapestry_media.enqueue import enqueue_submit
 from tapestry_media.models import Submission, Task, WebhookEvent
 from tapestry_media.signals import task_succeeded
 from tapestry_media.status import Status
@@ -206,7 +206,7 @@ def test_an_early_retry_is_enqueued_again_and_submitted(settings, server, worker
         next_attempt_at=timezone.now() + timedelta(seconds=1.5),
     )
     started = time.monotonic()
-    assert jobs.enqueue_submit(task.pk, run_after=timezone.now()) is not None
+    assert enqueue_submit(task.pk, run_after=timezone.now()) is not None
 
     def submitted() -> bool:
         return Task.objects.filter(pk=task.pk, status=Status.PENDING).exists()

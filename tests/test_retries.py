@@ -14,13 +14,13 @@ from django.core.management import call_command
 from django.db.models import F
 from django.utils import timezone
 
-from tapestry_media import conf, retries
-from tapestry_media._tasks import task_backends
+from tapestry_media import conf, defer, retries
 from tapestry_media.backends import TransientBackendError
 from tapestry_media.backends.dummy import DummyBackend
-from tapestry_media.dispatch import run_submit
 from tapestry_media.models import Task
 from tapestry_media.status import Status
+from tapestry_media.submit_step import run_submit
+from tapestry_media.tasks_shim import task_backends
 from tapestry_media.testing.jobs import enqueued, run_jobs
 
 pytestmark = pytest.mark.django_db
@@ -156,13 +156,13 @@ def test_max_defer_zero_never_defers(settings) -> None:
 
 
 def test_max_defer_defaults_by_task_backend(settings, monkeypatch) -> None:
-    assert retries.max_defer() is None  # django.tasks' DummyBackend: no limit
+    assert defer.max_defer() is None  # django.tasks' DummyBackend: no limit
     package = type(task_backends["default"]).__module__.split(".")[0]  # django or django_tasks
-    monkeypatch.setitem(retries.DEFAULT_MAX_DEFER, package, timedelta(minutes=7))
-    assert retries.max_defer() == timedelta(minutes=7)  # looked up by the class's package
+    monkeypatch.setitem(defer.DEFAULT_MAX_DEFER, package, timedelta(minutes=7))
+    assert defer.max_defer() == timedelta(minutes=7)  # looked up by the class's package
     settings.TAPESTRY_MEDIA = {**settings.TAPESTRY_MEDIA, "MAX_DEFER": 90}
-    assert retries.max_defer() == timedelta(seconds=90)  # the setting wins
-    assert retries.DEFAULT_MAX_DEFER["django_tasks_celery"] < timedelta(minutes=30)
+    assert defer.max_defer() == timedelta(seconds=90)  # the setting wins
+    assert defer.DEFAULT_MAX_DEFER["django_tasks_celery"] < timedelta(minutes=30)
 
 
 @pytest.mark.parametrize("value", [-1, "10m", True, [60]])
@@ -183,10 +183,10 @@ def test_a_retry_that_falls_due_between_the_claim_and_the_check_is_submitted(
 ) -> None:
     """The claim reads the clock before the retry time, the check after it: the job must not
     end as "skipped" with nothing queued (it was seen on RQ, whose jobs run near the boundary)."""
-    from tapestry_media import dispatch
+    from tapestry_media import submit_step
 
     task = waiting_task(timedelta(milliseconds=300))
-    real_claim = dispatch.claim
+    real_claim = submit_step.claim
     claims: list[object] = []
 
     def claim_then_time_passes(task_pk: int) -> Task | None:
@@ -196,7 +196,7 @@ def test_a_retry_that_falls_due_between_the_claim_and_the_check_is_submitted(
             Task.objects.filter(pk=task_pk).update(next_attempt_at=timezone.now())
         return claimed
 
-    monkeypatch.setattr(dispatch, "claim", claim_then_time_passes)
+    monkeypatch.setattr(submit_step, "claim", claim_then_time_passes)
     assert run_submit(task.pk) == "submitted"
     assert claims[0] is None  # the first claim really came too early
     assert len(DummyBackend.calls) == 1

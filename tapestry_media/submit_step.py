@@ -16,12 +16,14 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import aggregate, reconcile, retries
+from . import aggregate, reconcile
 from .backends import BackendError, TaskSpec, TransientBackendError, get_backend
 from .conf import get_settings
+from .enqueue import enqueue_submit
 from .inputs import resolve_input
 from .models import Task
 from .remote import RemoteTask
+from .retries import after_lost_claim
 from .status import Status
 from .webhooks import apply_unmatched
 
@@ -32,7 +34,7 @@ def run_submit(task_pk: int) -> str:
     """Submit one task. Returns what happened, for logs and job results."""
     task = claim(task_pk)
     if task is None:
-        outcome = retries.after_lost_claim(task_pk)
+        outcome = after_lost_claim(task_pk)
         task = claim(task_pk) if outcome is None else None  # it fell due in between
         if task is None:
             return outcome or "skipped"
@@ -100,9 +102,7 @@ def give_back(task: Task, exc: BackendError) -> str:
     )
     logger.warning("task %s: transient error (%s); retry %d in %s", task.pk, exc, retries, delay)
     if given_back:
-        from . import jobs
-
-        jobs.enqueue_submit(task.pk, priority=task.priority, run_after=run_after)
+        enqueue_submit(task.pk, priority=task.priority, run_after=run_after)
     return "retry"
 
 
