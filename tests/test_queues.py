@@ -41,7 +41,7 @@ from tapestry_media.testing.contract_server import (
 )
 from tapestry_media.testing.webhooks import closing_deliverer
 
-from .conftest import video_upload
+from .helpers import video_upload
 from .queue_workers import BACKENDS, QUEUE, Backend, empty_the_queue
 
 pytestmark = [pytest.mark.queues, pytest.mark.django_db(transaction=True)]
