@@ -129,7 +129,7 @@ class Settings:
     STALE_AFTER: timedelta = timedelta(minutes=15)
     #: The longest ``run_after`` delay handed to the task backend (seconds or a timedelta; 0:
     #: never defer). A retry due later waits in ``created`` for ``resync``. ``None``: the task
-    #: backend's default (``retries.DEFAULT_MAX_DEFER``: 25 minutes on django-tasks-celery).
+    #: backend's default (``defer.DEFAULT_MAX_DEFER``: 25 minutes on django-tasks-celery).
     MAX_DEFER: timedelta | None = None
     #: Local engine.
     FFMPEG_BINARY: str = ""

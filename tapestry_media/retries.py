@@ -65,7 +65,7 @@ def after_lost_claim(task_pk: int) -> str | None:
         early,
         run_after.isoformat(),
     )
-    enqueue_submit(task_pk, priority=row["priority"] if row else 0, run_after=run_after)
+    enqueue_submit(task_pk, priority=row["priority"], run_after=run_after)
     return "early"
 
 
