@@ -127,6 +127,10 @@ class Settings:
     QUEUE_NAME: str = "default"
     #: Non-terminal tasks untouched for this long are picked up by ``resync``.
     STALE_AFTER: timedelta = timedelta(minutes=15)
+    #: The longest ``run_after`` delay handed to the task backend (seconds or a timedelta; 0:
+    #: never defer). A retry due later waits in ``created`` for ``resync``. ``None``: the task
+    #: backend's default (``defer.DEFAULT_MAX_DEFER``: 25 minutes on django-tasks-celery).
+    MAX_DEFER: timedelta | None = None
     #: Local engine.
     FFMPEG_BINARY: str = ""
     LOCAL_TIMEOUT: float = 3600.0
@@ -207,8 +211,9 @@ def load(raw: Mapping[str, Any] | None) -> Settings:
             DeprecationWarning,
             stacklevel=2,
         )
-    if isinstance(values.get("STALE_AFTER"), int | float):
-        values["STALE_AFTER"] = timedelta(seconds=values["STALE_AFTER"])
+    for key in ("STALE_AFTER", "MAX_DEFER"):
+        if isinstance(values.get(key), int | float):
+            values[key] = timedelta(seconds=values[key])
     return Settings(**values)
 
 
@@ -337,6 +342,14 @@ def _is_duration(value: object) -> str:
     return _is_positive(value)
 
 
+def _is_optional_delay(value: object) -> str:
+    if value is None or (isinstance(value, timedelta) and value.total_seconds() >= 0):
+        return ""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        return f"must be None, a number of seconds >= 0 or a timedelta, not {value!r}."
+    return ""
+
+
 def _is_correlation_key(value: object) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_]{1,32}", value):
         return "must be 1 to 32 characters of [A-Za-z0-9_]."
@@ -386,6 +399,7 @@ _CHECKS: dict[str, Callable[[object], str]] = {
     "TASK_BACKEND": _is_str,
     "QUEUE_NAME": _is_str,
     "STALE_AFTER": _is_duration,
+    "MAX_DEFER": _is_optional_delay,
     "FFMPEG_BINARY": _is_str,
     "LOCAL_TIMEOUT": _is_positive,
     "LOCAL_LEASE_SECONDS": _is_positive,

@@ -15,12 +15,15 @@ from typing import Any, cast
 from django.utils.module_loading import import_string
 
 from .conf import get_settings
+from .defer import beyond_limit
 from .tasks_shim import JobDefinition, JobResult, task_backends
 
 logger = logging.getLogger("tapestry_media.jobs")
 
 SUBMIT_JOB = "tapestry_media.jobs.submit_task"
 POLL_JOB = "tapestry_media.jobs.poll_task"
+#: Every job of this app, the local engine's included (for :func:`bind_to_task_backend`).
+ALL_JOBS = (SUBMIT_JOB, POLL_JOB, "tapestry_media.local.jobs.run_local_job")
 
 
 def job_definition(path: str) -> JobDefinition[Any, Any]:
@@ -35,8 +38,9 @@ def enqueue(
     run_after: datetime | None = None,
 ) -> JobResult[Any, Any] | None:
     """Enqueue ``job`` (a job or its dotted path) on the configured backend and queue.
-    Features the task backend lacks are dropped (priority) or left to resync (a deferred run);
-    a failing enqueue is logged and left to resync, which finds every row that did not move."""
+    Features the task backend lacks are dropped (priority) or left to resync (a deferred run,
+    or one due later than ``MAX_DEFER``); a failing enqueue is logged and left to resync, which
+    finds every row that did not move."""
     if isinstance(job, str):
         job = job_definition(job)
     config = get_settings()
@@ -47,6 +51,15 @@ def enqueue(
     if run_after is not None:
         if not backend.supports_defer:
             logger.info("task backend %r cannot defer; resync will retry", config.TASK_BACKEND)
+            return None
+        if beyond_limit(run_after):
+            logger.info(
+                "%s%r is due at %s, later than the task backend takes (MAX_DEFER); resync "
+                "enqueues it then",
+                job.name,
+                args,
+                run_after.isoformat(),
+            )
             return None
         options["run_after"] = run_after
     try:
@@ -66,3 +79,15 @@ def enqueue_submit(
 def enqueue_poll(task_pk: int) -> JobResult[Any, Any] | None:
     """The poll job (``jobs.poll_task``: ``backend.get`` and reconcile) for one task."""
     return enqueue(POLL_JOB, task_pk)
+
+
+def bind_to_task_backend() -> list[JobDefinition[Any, Any]]:
+    """Every job of this app, validated on the configured task backend and queue. A backend
+    that registers jobs while validating them (django-tasks-celery registers them with Celery)
+    only knows them once they are enqueued there: a Celery worker for a ``TASK_BACKEND`` other
+    than ``"default"`` calls this in its Celery module, or it refuses them as unregistered."""
+    config = get_settings()
+    return [
+        job_definition(path).using(backend=config.TASK_BACKEND, queue_name=config.QUEUE_NAME)
+        for path in ALL_JOBS
+    ]

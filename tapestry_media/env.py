@@ -47,9 +47,9 @@ def settings_from_env(
     ``env`` is your settings' ``environ.Env`` (default: a new ``environ.FileAwareEnv()``).
     Strings are taken as they are, lists (``WEBHOOK_SECRETS``, ``LOCAL_ALLOWED_SCHEMES``) are
     comma-separated, numbers and booleans (``true``/``false``, ``1``/``0``, ``yes``/``no``) are
-    parsed strictly, ``STALE_AFTER`` is seconds or ``30s``/``10m``/``2h``/``1d``, and dicts
-    (``PIPELINE``, ``DEFAULT_METADATA``, ``ALLOWED_EXTENSIONS``) are JSON objects. A value that
-    does not parse, or a ``{prefix}`` variable that names no setting, raises
+    parsed strictly, ``STALE_AFTER`` and ``MAX_DEFER`` are seconds or ``30s``/``10m``/``2h``/
+    ``1d``, and dicts (``PIPELINE``, ``DEFAULT_METADATA``, ``ALLOWED_EXTENSIONS``) are JSON
+    objects. A value that does not parse, or a ``{prefix}`` variable that names no setting, raises
     ``ImproperlyConfigured`` naming the variable; a secret's value is never shown. Whether the
     values make sense together is left to the system checks (``manage.py check``).
     """
@@ -114,7 +114,7 @@ def _parser(spec: Field[Any]) -> Callable[[str], Any]:
         return _whole_number
     if isinstance(default, float):
         return _number
-    if isinstance(default, timedelta):
+    if isinstance(default, timedelta) or "timedelta" in str(spec.type):  # MAX_DEFER: None
         return _duration
     if isinstance(default, tuple):
         return _comma_list

@@ -27,7 +27,7 @@ from django.db import transaction
 from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
-from . import backfill, webhooks
+from . import backfill, retries, webhooks
 from .backends import BackendError, TransientBackendError, get_backend
 from .conf import get_settings
 from .enqueue import enqueue_poll, enqueue_submit
@@ -93,7 +93,8 @@ def run(
         _dispatch(batch, "poll", report, wait=wait)
         say(f"polling: {len(report.polled)} task(s) {'polled' if wait else 'queued'}")
 
-    for batch in _claim_batches(scope.filter(_stuck_before_the_api(cutoff)), requeue=True):
+    stuck = _stuck_before_the_api(cutoff) | retries.parked_due()
+    for batch in _claim_batches(scope.filter(stuck), requeue=True):
         report.resubmitted += batch
         _dispatch(batch, "submit", report, wait=wait)
         say(f"resubmitting: {len(report.resubmitted)} task(s) {'run' if wait else 'queued'}")

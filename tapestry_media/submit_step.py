@@ -23,6 +23,7 @@ from .enqueue import enqueue_submit
 from .inputs import resolve_input
 from .models import Task
 from .remote import RemoteTask
+from .retries import after_lost_claim
 from .status import Status
 from .webhooks import apply_unmatched
 
@@ -33,7 +34,10 @@ def run_submit(task_pk: int) -> str:
     """Submit one task. Returns what happened, for logs and job results."""
     task = claim(task_pk)
     if task is None:
-        return "skipped"
+        outcome = after_lost_claim(task_pk)
+        task = claim(task_pk) if outcome is None else None  # it fell due in between
+        if task is None:
+            return outcome or "skipped"
     try:
         backend = get_backend(task.backend)
         spec = TaskSpec(

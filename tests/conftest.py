@@ -135,9 +135,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     the SQLite leg under CI=true, and those tests have nothing to say on SQLite."""
     from django.conf import settings
 
+    _deselect_the_queue_leg(config, items)
+
     if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
         return
     deselected = [item for item in items if item.get_closest_marker("postgres")]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = [item for item in items if not item.get_closest_marker("postgres")]
+
+
+def _deselect_the_queue_leg(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``queues``-marked tests run only when asked for with ``-m queues`` (their own leg,
+    scripts/test-queues.sh: Redis, RabbitMQ and the ``queues`` extra)."""
+    if "queues" in (config.getoption("markexpr") or ""):
+        return
+    deselected = [item for item in items if item.get_closest_marker("queues")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker("queues")]
