@@ -134,45 +134,47 @@ def resolve_user(value: str) -> Subject:
 
 def collect(subject: Subject, alias: str) -> Found:
     found = Found()
-    vendor = _vendor(alias)
-    named = metadata_q({"user_id": subject.public_id}, vendor)
+    named = metadata_q({"user_id": subject.public_id}, _vendor(alias))
     tasks_of = Task.objects.using(alias)
-    found.submissions = sorted(
+    submissions = (
         Submission.objects.using(alias)
         .filter(
             models.Q(uploader_id=subject.pk)
             | models.Q(pk__in=tasks_of.filter(named, submission__isnull=False).values("submission"))
         )
-        .values_list("pk", flat=True)
+        .values_list("pk", "public_id", "file")
     )
+    uploads: set[str] = set()
+    for pk, public_id, name in submissions:
+        found.submissions.append(pk)
+        found.tokens.add(public_id)
+        found.folders.add(f"{UPLOAD_PREFIX}/{public_id}")
+        if name:
+            uploads.add(name)
+    found.files.update(uploads)
+    # A task on one of the user's uploads is the user's, whoever created it: its output is
+    # their media.
     tasks = tasks_of.filter(
-        models.Q(submission__in=found.submissions) | models.Q(created_by_id=subject.pk) | named
-    ).values_list("pk", "uuid", "attempt", "remote_id", "attempts", "output", "input")
+        models.Q(submission__in=found.submissions)
+        | models.Q(created_by_id=subject.pk)
+        | named
+        | models.Q(input__in=uploads)
+    ).values_list("pk", "uuid", "attempt", "remote_id", "attempts", "output")
     remote_ids: set[str] = set()
     keys: set[str] = set()
-    for pk, key, attempt, remote_id, attempts, output, task_input in tasks.iterator():
+    for pk, key, attempt, remote_id, attempts, output in tasks.iterator():
         found.tasks.append(pk)
         found.tokens.update({str(key), key.hex})
         # Task.idempotency_key of every attempt so far
         keys.update(f"{key.hex[:24]}-{n}" for n in range(1, attempt + 1))
         remote_ids.update(_remote_ids(remote_id, attempts))
         found.files.update(storage_names(output))
-        if isinstance(task_input, str) and task_input.startswith(f"{UPLOAD_PREFIX}/"):
-            found.tokens.add(task_input)
-    found.tokens.update(remote_ids)
+    found.tokens.update(remote_ids | keys)
     found.tokens.add(subject.public_id)
-    for public_id, name in (
-        Submission.objects.using(alias)
-        .filter(pk__in=found.submissions)
-        .values_list("public_id", "file")
-    ):
-        found.tokens.add(public_id)
-        found.folders.add(f"{UPLOAD_PREFIX}/{public_id}")
-        if name:
-            found.files.add(name)
     found.tokens.update(n for n in subject.names if "@" in n)  # emails anywhere, as a token
-    found.tokens.update(keys)
     _collect_local_jobs(found, alias, remote_ids, keys, named)
+    for folder in found.folders:  # earlier uploads of the same submission, partial outputs
+        found.files.update(walk(folder))
     found.tokens.update(found.files)
     _collect_events(found, alias, remote_ids)
     return found
@@ -228,11 +230,8 @@ def _remote_ids(remote_id: str | None, attempts: Any) -> set[str]:
 
 def stored_files(found: Found) -> dict[str, int]:
     """Every stored file of the user's rows and folders that exists, with its size."""
-    names = set(found.files)
-    for folder in found.folders:
-        names.update(walk(folder))
     sizes = {}
-    for name in sorted(names):
+    for name in sorted(found.files):
         try:
             if default_storage.exists(name):
                 sizes[name] = default_storage.size(name)
