@@ -71,7 +71,7 @@ def _job_outputs(remote_ids: set[str]) -> Iterator[str]:
     ordered = sorted(remote_ids)
     for start in range(0, len(ordered), 2000):
         jobs = LocalJob.objects.filter(remote_id__in=ordered[start : start + 2000])
-        for output in jobs.exclude(output=None).values_list("output", flat=True):
+        for output in jobs.filter(output__isnull=False).values_list("output", flat=True):
             yield from storage_names(output)
 
 
