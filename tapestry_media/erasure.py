@@ -39,6 +39,7 @@ from .conf import get_settings
 from .database import retry_on_conflict
 from .models import UPLOAD_PREFIX, LocalJob, Submission, Task, WebhookEvent, metadata_q
 from .orphans import storage_names, walk
+from .superseded import stored_outputs
 
 logger = logging.getLogger("tapestry_media.erasure")
 
@@ -159,16 +160,16 @@ def collect(subject: Subject, alias: str) -> Found:
         | models.Q(created_by_id=subject.pk)
         | named
         | models.Q(input__in=uploads)
-    ).values_list("pk", "uuid", "attempt", "remote_id", "attempts", "output")
+    ).values_list("pk", "uuid", "attempt", "remote_id", "attempts", "backend", "output")
     remote_ids: set[str] = set()
     keys: set[str] = set()
-    for pk, key, attempt, remote_id, attempts, output in tasks.iterator():
+    for pk, key, attempt, remote_id, attempts, backend, output in tasks.iterator():
         found.tasks.append(pk)
         found.tokens.update({str(key), key.hex})
         # Task.idempotency_key of every attempt so far
         keys.update(f"{key.hex[:24]}-{n}" for n in range(1, attempt + 1))
         remote_ids.update(_remote_ids(remote_id, attempts))
-        found.files.update(storage_names(output))
+        found.files.update(stored_outputs(backend, output))
     found.tokens.update(remote_ids | keys)
     found.tokens.add(subject.public_id)
     found.tokens.update(n for n in subject.names if "@" in n)  # emails anywhere, as a token

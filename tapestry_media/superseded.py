@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 from django.core.files.storage import default_storage
 from django.db.models import F, Q, QuerySet
@@ -24,6 +25,16 @@ from .orphans import MIN_AGE, Orphan, storage_names
 from .status import Status
 
 logger = logging.getLogger("tapestry_media.superseded")
+
+#: Backends that store their outputs in the default storage. A ``storage_name`` in another
+#: task's output came with a remote result: it could name any file, so nothing is deleted for
+#: it (the same rule as the S3 work's ``api.outputs.stored_names``).
+STORING_BACKENDS = frozenset({"local"})
+
+
+def stored_outputs(backend: str, output: Any) -> list[str]:
+    """The storage names this app itself wrote for a task of ``backend``."""
+    return list(storage_names(output)) if backend in STORING_BACKENDS else []
 
 
 def current_tasks() -> QuerySet[Task]:
@@ -38,7 +49,8 @@ def superseded_tasks() -> QuerySet[Task]:
 
 
 def in_use() -> set[str]:
-    """Storage names current rows point to."""
+    """Storage names current rows point to (whichever backend: trusting more names here only
+    keeps more files)."""
     names = set(Submission.objects.exclude(file="").values_list("file", flat=True).iterator())
     remote_ids: set[str] = set()
     for remote_id, output in current_tasks().values_list("remote_id", "output").iterator():
@@ -54,8 +66,9 @@ def candidates() -> set[str]:
     their remote ids, and of every task's earlier attempts."""
     names: set[str] = set()
     remote_ids: set[str] = set()
-    for remote_id, output in superseded_tasks().values_list("remote_id", "output").iterator():
-        names.update(storage_names(output))
+    rows = superseded_tasks().values_list("backend", "remote_id", "output")
+    for backend, remote_id, output in rows.iterator():
+        names.update(stored_outputs(backend, output))
         if remote_id:
             remote_ids.add(remote_id)
     for attempts in Task.objects.filter(attempt__gt=1).values_list("attempts", flat=True):

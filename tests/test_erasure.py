@@ -106,6 +106,12 @@ def world(django_user_model, clip, django_capture_on_commit_callbacks) -> World:
             created_by=erin, metadata={"order_id": "A-1"},
         )  # fmt: skip
     run_all(capture)
+    # A cloud result of erin's claiming bob's upload as its stored output: not trusted, so the
+    # file is not deleted (nor is its name taken for one of erin's).
+    Task.objects.create(
+        created_by=erin, backend="dummy", kind="video", input="https://example.invalid/v.mp4",
+        status="succeeded", remote_id="task_cloud_1", output={"storage_name": bob_sub.file.name},
+    )  # fmt: skip
     # A delivery for a task nobody knows, naming erin (kept "to be matched later"), and one
     # naming bob: only the first goes.
     for who, rid in ((ERIN, "task_gone_1"), (BOB, "task_gone_2")):
@@ -176,7 +182,7 @@ def test_erase_leaves_no_trace_of_the_user_and_keeps_everyone_else(world, erase)
     assert len(bob_files) == 3
 
     dry = erase("--user", "erin-k7", "--dry-run")
-    assert f"usr_{ERIN}: 2 submission(s), 5 task(s), 5 local engine job(s), " in dry
+    assert f"usr_{ERIN}: 2 submission(s), 6 task(s), 5 local engine job(s), " in dry
     assert f"7 file(s), {sum(map(len, erin_files.values()))} bytes would be deleted" in dry
     assert "(dry run)" in dry
     assert dump() == before
@@ -188,6 +194,7 @@ def test_erase_leaves_no_trace_of_the_user_and_keeps_everyone_else(world, erase)
     assert present(erin_traces, after, files_after) == set()
     assert not Submission.objects.filter(uploader=world.erin).exists()
     assert not Task.objects.filter(created_by=world.erin).exists()
+    assert "task_cloud_1" not in after
 
     # bob: every row and file still there, his own identifiers untouched.
     assert files_after == bob_files
@@ -226,6 +233,7 @@ def test_a_deleted_users_uploads_are_found_by_their_user_id(world, erase) -> Non
     assert Submission.objects.filter(uploader=None).count() == 2
     out = erase("--user", str(ERIN))
     assert "no user has pk 7 any more" in out
+    # erin's cloud task has no link to her any more (created_by NULL, no user_id): it stays
     assert f"usr_{ERIN}: 2 submission(s), 5 task(s)" in out
     # the username and email are not known any more; every other trace is gone
     assert present(traces - {"erin.k7@example.org"}, dump(), stored()) == set()
@@ -274,7 +282,7 @@ def test_admin_action_asks_then_erases_only_for_those_allowed(
         done = client.post(changelist, {**form, "post": "yes"}, follow=True)
     assert callbacks  # the files go after commit
     assert done.status_code == 200
-    assert "Erased usr_7: 2 submission(s), 5 task(s)" in done.content.decode()
+    assert "Erased usr_7: 2 submission(s), 6 task(s)" in done.content.decode()
     assert not Submission.objects.filter(uploader=world.erin).exists()
     assert Submission.objects.filter(uploader=world.bob).count() == 1
 

@@ -41,9 +41,12 @@ def put(name: str, size: int, *, hours_old: float) -> Path:
     return path
 
 
-def finish(task: Task, name: str, size: int, *, hours_old: float = 3) -> Path:
+def finish(
+    task: Task, name: str, size: int, *, hours_old: float = 3, backend: str = "local"
+) -> Path:
+    """``task`` succeeded with ``name`` as its output, stored by the local engine."""
     Task.objects.filter(pk=task.pk).update(
-        status=Status.SUCCEEDED, output={"storage_name": name, "filesize": size}
+        status=Status.SUCCEEDED, backend=backend, output={"storage_name": name, "filesize": size}
     )
     return put(name, size, hours_old=hours_old)
 
@@ -92,6 +95,10 @@ def world(user) -> dict[str, Path]:
     )  # fmt: skip
     files["attempt1"] = put(f"{OUT}/task_local_first/x.mp4", 1000, hours_old=2)
     files["attempt2"] = finish(retried, f"{OUT}/task_local_second/x.mp4", 20)
+    # A superseded cloud task claiming a stored file: not trusted, never deleted for it.
+    sub4 = Submission.objects.create(uploader=user, file=video_upload("four.mp4"))
+    files["claimed"] = finish(sub4.tasks.get(), f"{OUT}/host/four.mp4", 9, backend="ittybit")
+    assert pipeline.resubmit(sub4.pk)
     # An old file no row points to: an orphan, not this option's business.
     files["orphan"] = put(f"{OUT}/task_gone/y.mp4", 3, hours_old=5)
     return files
@@ -119,7 +126,7 @@ def test_outputs_superseded_and_orphans_together(world) -> None:
     assert "2 superseded output file(s) deleted, 1100 bytes freed" in out
     assert "1 orphan file(s) deleted, 3 bytes freed" in out
     kept = {key for key, path in world.items() if path.exists()}
-    assert kept == {"upload", "gen1", "young", "shared", "attempt2"}
+    assert kept == {"upload", "gen1", "young", "shared", "attempt2", "claimed"}
 
 
 def test_prune_without_a_target_is_an_error(world) -> None:
