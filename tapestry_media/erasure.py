@@ -146,8 +146,10 @@ def collect(subject: Subject, alias: str) -> Found:
         .values_list("pk", "public_id", "file")
     )
     uploads: set[str] = set()
+    public_ids: list[str] = []
     for pk, public_id, name in submissions:
         found.submissions.append(pk)
+        public_ids.append(public_id)
         found.tokens.add(public_id)
         found.folders.add(f"{UPLOAD_PREFIX}/{public_id}")
         if name:
@@ -163,8 +165,10 @@ def collect(subject: Subject, alias: str) -> Found:
     ).values_list("pk", "uuid", "attempt", "remote_id", "attempts", "backend", "output")
     remote_ids: set[str] = set()
     keys: set[str] = set()
+    uuids: set[str] = set()
     for pk, key, attempt, remote_id, attempts, backend, output in tasks.iterator():
         found.tasks.append(pk)
+        uuids.add(str(key))
         found.tokens.update({str(key), key.hex})
         # Task.idempotency_key of every attempt so far
         keys.update(f"{key.hex[:24]}-{n}" for n in range(1, attempt + 1))
@@ -177,7 +181,15 @@ def collect(subject: Subject, alias: str) -> Found:
     for folder in found.folders:  # earlier uploads of the same submission, partial outputs
         found.files.update(walk(folder))
     found.tokens.update(found.files)
-    _collect_events(found, alias, remote_ids)
+    owner = Owner(
+        keys={
+            "user_id": {subject.public_id},
+            "submission_id": set(public_ids),
+            get_settings().CORRELATION_KEY: uuids,
+        },
+        files=token_pattern(found.files),
+    )
+    _collect_events(found, alias, remote_ids, owner)
     return found
 
 
@@ -202,19 +214,53 @@ def _collect_local_jobs(
     found.local_jobs = sorted(seen)
 
 
-def _collect_events(found: Found, alias: str, remote_ids: set[str]) -> None:
+def _collect_events(found: Found, alias: str, remote_ids: set[str], owner: Owner) -> None:
     events = WebhookEvent.objects.using(alias)
     mine = set(
         events.filter(
             models.Q(task__in=found.tasks) | models.Q(remote_task_id__in=remote_ids)
         ).values_list("pk", flat=True)
     )
-    pattern = token_pattern(found.tokens)
     unmatched = events.filter(task__isnull=True).exclude(pk__in=mine)
-    for pk, body, headers in unmatched.values_list("pk", "body", "headers").iterator():
-        if pattern is not None and (pattern.search(body) or pattern.search(json.dumps(headers))):
+    for pk, body in unmatched.values_list("pk", "body").iterator():
+        if owner.owns(body):
             mine.add(pk)
     found.events = sorted(mine)
+
+
+@dataclass
+class Owner:
+    """Tells an unmatched event about one of the user's tasks (deleted: it could only ever
+    match a task being deleted) from another user's that merely mentions them (kept, and
+    scrubbed): the metadata it echoes says whose task it is, or it names the user's files."""
+
+    #: metadata key → the user's values of it
+    keys: dict[str, set[str]]
+    files: re.Pattern[str] | None
+
+    def owns(self, body: str) -> bool:
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+        if any(self._owned(meta) for meta in _metadata_objects(parsed)):
+            return True
+        return self.files is not None and self.files.search(body) is not None
+
+    def _owned(self, metadata: dict[str, Any]) -> bool:
+        return any(metadata.get(key) in values for key, values in self.keys.items())
+
+
+def _metadata_objects(value: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(value, list):
+        for item in value:
+            yield from _metadata_objects(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key == "metadata" and isinstance(item, dict):
+                yield item
+            else:
+                yield from _metadata_objects(item)
 
 
 def _remote_ids(remote_id: str | None, attempts: Any) -> set[str]:

@@ -112,10 +112,14 @@ def world(django_user_model, clip, django_capture_on_commit_callbacks) -> World:
         created_by=erin, backend="dummy", kind="video", input="https://example.invalid/v.mp4",
         status="succeeded", remote_id="task_cloud_1", output={"storage_name": bob_sub.file.name},
     )  # fmt: skip
-    # A delivery for a task nobody knows, naming erin (kept "to be matched later"), and one
-    # naming bob: only the first goes.
-    for who, rid in ((ERIN, "task_gone_1"), (BOB, "task_gone_2")):
-        body = {"id": rid, "status": "failed", "metadata": {"user_id": f"usr_{who}"}}
+    # Deliveries for tasks nobody knows yet (kept "to be matched later"): erin's goes; bob's,
+    # which mentions erin, stays with her identifiers scrubbed.
+    for rid, metadata in (
+        ("task_gone_1", {"user_id": f"usr_{ERIN}"}),
+        ("task_gone_2", {"user_id": f"usr_{BOB}", "note": f"shared by usr_{ERIN}",
+                         "cc": "erin.k7@example.org"}),
+    ):  # fmt: skip
+        body = {"id": rid, "status": "failed", "metadata": metadata}
         WebhookEvent.objects.create(
             dedup_key=f"test:{rid}", remote_task_id=rid, body=json.dumps(body),
             processed_at=timezone.now(),
@@ -214,7 +218,10 @@ def test_erase_leaves_no_trace_of_the_user_and_keeps_everyone_else(world, erase)
         echoed = json.loads(event.body)["data"]["metadata"]
         assert echoed["reviewer"] == echoed["reviewer_email"] == "[erased]"
         assert echoed["user_id"] == f"usr_{BOB}"
-    assert WebhookEvent.objects.filter(remote_task_id="task_gone_2").exists()
+    kept = json.loads(WebhookEvent.objects.get(remote_task_id="task_gone_2").body)
+    assert kept["metadata"] == {
+        "user_id": f"usr_{BOB}", "note": "shared by [erased]", "cc": "[erased]"
+    }  # fmt: skip
     assert not WebhookEvent.objects.filter(remote_task_id="task_gone_1").exists()
     assert LocalJob.objects.filter(remote_id=video.remote_id).exists()
 
