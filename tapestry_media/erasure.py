@@ -33,6 +33,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.files.storage import default_storage
 from django.db import models, router, transaction
+from django.db.models.functions import Cast
 
 from . import metadata as md
 from .conf import get_settings
@@ -378,11 +379,11 @@ class Scrubber:
 
 
 def scrub_remaining(
-    scrubber: Scrubber, alias: str, *, dry_run: bool, found: Found
+    scrubber: Scrubber, alias: str, *, dry_run: bool, found: Found, needles: set[str]
 ) -> dict[str, int]:
     """Replace the identifiers in every row still there; the count of rows changed per model.
-    Every row is read (in batches): an identifier can hide in JSON that no index covers. A dry
-    run skips the rows it would have deleted."""
+    Every row is read once, as text (no index covers JSON text), to pick those that mention a
+    needle; those are scrubbed. A dry run skips the rows it would have deleted."""
     going: dict[type[models.Model], set[int]] = {
         Submission: set(found.submissions),
         Task: set(found.tasks),
@@ -392,9 +393,8 @@ def scrub_remaining(
     counts: dict[str, int] = {}
     for model, columns in SCRUBBED.items():
         changed = 0
-        for pk, updates in _changes(model, columns, scrubber, alias):
-            if pk in going[model]:
-                continue
+        pks = sorted(_mentioning(model, columns, needles, alias) - going[model])
+        for pk, updates in _changes(model, columns, scrubber, alias, pks):
             changed += 1
             if not dry_run:
                 model._default_manager.using(alias).filter(pk=pk).update(**updates)
@@ -403,18 +403,72 @@ def scrub_remaining(
     return counts
 
 
+def search_forms(values: Iterable[str]) -> set[str]:
+    """Each value as stored: as is, and JSON-escaped (SQLite and MariaDB keep JSON as the text
+    Django wrote, with non-ASCII characters as ``\\uXXXX``)."""
+    forms = set()
+    for value in values:
+        if value:
+            forms.update({value, json.dumps(value)[1:-1]})
+    return forms
+
+
+_WORD = re.compile(r"\w+")
+
+
+def anchors(needles: Iterable[str]) -> set[str]:
+    """One word of each needle: its longest run of word characters that is not a word of the
+    app's storage prefixes (which every row's file names share). A needle found as a whole
+    token (:func:`token_pattern`) has every such run of its own as a whole word of the text,
+    so a row none of whose words is an anchor holds no needle."""
+    shared = set(_WORD.findall(f"{UPLOAD_PREFIX}/{get_settings().LOCAL_OUTPUT_PREFIX}"))
+    found = set()
+    for needle in needles:
+        # an email's domain is shared by many people; its local part is theirs
+        words = _WORD.findall(needle.partition("@")[0]) or _WORD.findall(needle)
+        if words:
+            found.add(max(words, key=lambda w: (w not in shared, len(w))))
+    return found
+
+
+def _mentioning(
+    model: type[models.Model], columns: tuple[str, ...], needles: set[str], alias: str
+) -> set[int]:
+    """The pks of rows of ``model`` whose ``columns``, as text, have a word of a needle: a
+    superset of the rows to scrub. The text comes from the database (JSON cast there, not
+    decoded here); a word lookup in a set costs the same for 3 needles or 3,000."""
+    words = anchors(needles)
+    if not words:
+        return set()
+    rows = model._default_manager.using(alias).annotate(
+        **{f"tm_text_{name}": Cast(name, models.TextField()) for name in columns}
+    )
+    found: set[int] = set()
+    texts = rows.values_list("pk", *(f"tm_text_{name}" for name in columns))
+    for pk, *values in texts.iterator(chunk_size=_BATCH):
+        text = "\n".join(v for v in values if v)
+        if not words.isdisjoint(_WORD.findall(text)):
+            found.add(pk)
+    return found
+
+
 def _changes(
-    model: type[models.Model], columns: tuple[str, ...], scrubber: Scrubber, alias: str
+    model: type[models.Model],
+    columns: tuple[str, ...],
+    scrubber: Scrubber,
+    alias: str,
+    pks: list[int],
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    rows = model._default_manager.using(alias).order_by("pk").values_list("pk", *columns)
-    for row in rows.iterator(chunk_size=_BATCH):
-        updates = {}
-        for name, value in zip(columns, row[1:], strict=True):
-            cleaned = scrubber.column(model, name, value)
-            if cleaned != value:
-                updates[name] = cleaned
-        if updates:
-            yield row[0], updates
+    for chunk in _chunks(pks, _BATCH):
+        rows = model._default_manager.using(alias).filter(pk__in=chunk)
+        for row in rows.order_by("pk").values_list("pk", *columns):
+            updates = {}
+            for name, value in zip(columns, row[1:], strict=True):
+                cleaned = scrubber.column(model, name, value)
+                if cleaned != value:
+                    updates[name] = cleaned
+            if updates:
+                yield row[0], updates
 
 
 # --- all together -------------------------------------------------------------------------------
@@ -442,7 +496,10 @@ def erase(
             if not dry_run:
                 delete_rows(found, alias)
             scrubber = Scrubber(token_pattern(found.tokens), frozenset(subject.names))
-            report.scrubbed = scrub_remaining(scrubber, alias, dry_run=dry_run, found=found)
+            needles = search_forms({*found.tokens, *subject.names})
+            report.scrubbed = scrub_remaining(
+                scrubber, alias, dry_run=dry_run, found=found, needles=needles
+            )
             if dry_run:
                 for name, size in files.items():
                     say(f"would delete {name} ({size} bytes)")

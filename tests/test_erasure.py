@@ -299,3 +299,15 @@ def test_token_pattern_matches_whole_tokens_only() -> None:
     assert pattern is not None
     text = "usr_7 usr_77 xusr_7 sub_ab/clip.mp4 sub_abc"
     assert pattern.sub("[x]", text) == "[x] usr_77 xusr_7 [x]/clip.mp4 sub_abc"
+
+
+def test_anchors_skip_the_words_every_file_name_shares() -> None:
+    """A row is scrubbed only if one of its words is an anchor: each needle's anchor must be a
+    word of it that other rows do not share (``tapestry_media``, ``uploads``)."""
+    name = "tapestry_media/uploads/sub_1f2e/erin-holiday.mp4"
+    assert erasure.anchors({name, "usr_7", "erin.k7@example.org"}) == {"sub_1f2e", "usr_7", "erin"}
+    pattern = erasure.token_pattern({name})
+    assert pattern is not None
+    row = f"https://cdn.test/media/{name}?sig=1"
+    assert pattern.search(row)
+    assert erasure.anchors({name}) <= set(re.findall(r"\w+", row))
