@@ -23,12 +23,11 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
-from . import pipeline, webhooks
+from . import pipeline, resync, uploads, webhooks
 from .admin_buttons import ObjectActionsMixin
 from .admin_erase import erase_uploaders, may_erase
 from .api.outputs import output_src
 from .conf import BUILTIN_BACKENDS, get_settings
-from .links import safe_link
 from .metadata import is_valid_key
 from .models import Submission, SubmissionStatus, Task, WebhookEvent, metadata_q
 from .remote import PayloadError
@@ -218,9 +217,7 @@ class BackendFilter(admin.SimpleListFilter):
 def enqueue_resync(task_pks: Sequence[int]) -> int:
     """Enqueue a poll job (``backend.get`` + reconcile, in a worker) for each task that can be
     polled; returns how many were queued."""
-    from .resync import enqueue_resync as enqueue
-
-    queued: int = enqueue(list(task_pks))
+    queued: int = resync.enqueue_resync(list(task_pks))
     return queued
 
 
@@ -378,7 +375,7 @@ class SubmissionAdmin(ObjectActionsMixin):
     @admin.action(description=_("Resubmit (new file generation)"), permissions=["change"])
     def resubmit_action(self, request: HttpRequest, queryset: QuerySet[Submission]) -> None:
         pks = list(queryset.values_list("pk", flat=True))
-        done = sum(pipeline.resubmit(pk) for pk in pks)
+        done = sum(uploads.resubmit(pk) for pk in pks)
         _report(request, done, len(pks) - done, "resubmitted", "no file to resubmit")
 
     @admin.action(description=_("Resync current tasks from the backend"), permissions=["change"])
@@ -560,13 +557,15 @@ class TaskAdmin(ObjectActionsMixin):
 
     @admin.display(description=_("output URL"))
     def output_link(self, obj: Task) -> SafeString:
-        """A link only for a URL :func:`~tapestry_media.links.safe_link` accepts; any other
-        stored value is shown as text."""
-        if not obj.output_url:
-            return format_html('<span class="tm-muted">{}</span>', "—")
-        if safe_link(obj.output_url):
-            return format_html('<a href="{}">{}</a>', obj.output_url, obj.output_url)
-        return format_html("<code>{}</code>", obj.output_url)
+        """The output's URL as :func:`~tapestry_media.api.outputs.output_src` gives it (a stored
+        file's signed afresh), as a link; a stored ``output_url`` that is not safe is shown as
+        text."""
+        src = output_src(obj)
+        if src:
+            return format_html('<a href="{}">{}</a>', src, src)
+        if obj.output_url:
+            return format_html("<code>{}</code>", obj.output_url)
+        return format_html('<span class="tm-muted">{}</span>', "—")
 
     @admin.display(description=_("options"))
     def options_json(self, obj: Task) -> SafeString:

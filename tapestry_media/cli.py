@@ -33,12 +33,15 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from . import dispatch, engine, pipeline, webhooks
 from . import metadata as md
-from .backends import BackendError, BaseBackend, TransientBackendError, get_backend, local_run
-from .backends.local import LocalBackend
+from . import pipeline, submit_step, webhooks
+from .api.outputs import public_src
+from .backends import BackendError, BaseBackend, TransientBackendError, get_backend
 from .conf import get_settings
 from .inputs import is_url, public_url
+from .local import engine
+from .local import run as local_run
+from .local.backend import LocalBackend
 from .models import LocalJob, Task
 from .remote import public_error
 from .signals import SubmitVetoed, task_updated
@@ -346,7 +349,7 @@ def store(source: Source) -> str:
 
 def submit_now(task: Task) -> Task:
     """Run the submit step here (a worker that got there first makes it a no-op)."""
-    dispatch.run_submit(task.pk)
+    submit_step.run_submit(task.pk)
     task.refresh_from_db()
     return task
 
@@ -516,7 +519,7 @@ def as_json(task: Task) -> dict[str, Any]:
         "options": task.options,
         "metadata": task.metadata,
         "output": task.output,
-        "output_url": task.output_url or None,
+        "output_url": public_src(task) or None,
         "error": public_error(task.error),
         "submission": task.submission.public_id if task.submission else None,
         "created_at": _iso(task.created_at),
@@ -546,7 +549,7 @@ def summary(task: Task) -> str:
         ("input", task.input),
         ("options", json.dumps(task.options, ensure_ascii=False)),
         ("metadata", _pairs(task.metadata, hide_correlation=False)),
-        ("output", task.output_url),
+        ("output", public_src(task)),
     ]
     if task.error:
         rows.append(("error", f"{task.error.get('kind', '')}: {task.error.get('message', '')}"))
