@@ -36,11 +36,11 @@ from django.db import models, router, transaction
 from django.db.models.functions import Cast
 
 from . import metadata as md
+from .api.outputs import stored_names
 from .conf import get_settings
 from .database import retry_on_conflict
 from .models import UPLOAD_PREFIX, LocalJob, Submission, Task, WebhookEvent, metadata_q
 from .orphans import storage_names, walk
-from .superseded import stored_outputs
 
 logger = logging.getLogger("tapestry_media.erasure")
 
@@ -174,7 +174,7 @@ def collect(subject: Subject, alias: str) -> Found:
         # Task.idempotency_key of every attempt so far
         keys.update(f"{key.hex[:24]}-{n}" for n in range(1, attempt + 1))
         remote_ids.update(_remote_ids(remote_id, attempts))
-        found.files.update(stored_outputs(backend, output))
+        found.files.update(stored_names(backend, output))
     found.tokens.update(remote_ids | keys)
     found.tokens.add(subject.public_id)
     found.tokens.update(n for n in subject.names if "@" in n)  # emails anywhere, as a token

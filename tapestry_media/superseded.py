@@ -1,7 +1,8 @@
 """Output files of superseded work: tasks of an earlier file generation of their submission
 (a new file or a resubmit replaced them), tasks marked ``superseded``, and the local engine's
 jobs of earlier attempts of a retried task. ``manage.py tapestry_media prune
---outputs-superseded`` deletes them.
+--outputs-superseded`` deletes them. Only files this app stored count
+(``api.outputs.stored_names``): a ``storage_name`` in a cloud result could name any file.
 
 A file is only deleted when no current row points to it (a current task's output, a local job
 of a current task's remote id, a submission's file) and when it is older than
@@ -14,27 +15,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
 from django.core.files.storage import default_storage
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from .api.outputs import stored_names
 from .models import LocalJob, Submission, Task
 from .orphans import MIN_AGE, Orphan, storage_names
 from .status import Status
 
 logger = logging.getLogger("tapestry_media.superseded")
-
-#: Backends that store their outputs in the default storage. A ``storage_name`` in another
-#: task's output came with a remote result: it could name any file, so nothing is deleted for
-#: it (the same rule as the S3 work's ``api.outputs.stored_names``).
-STORING_BACKENDS = frozenset({"local"})
-
-
-def stored_outputs(backend: str, output: Any) -> list[str]:
-    """The storage names this app itself wrote for a task of ``backend``."""
-    return list(storage_names(output)) if backend in STORING_BACKENDS else []
 
 
 def current_tasks() -> QuerySet[Task]:
@@ -68,7 +59,7 @@ def candidates() -> set[str]:
     remote_ids: set[str] = set()
     rows = superseded_tasks().values_list("backend", "remote_id", "output")
     for backend, remote_id, output in rows.iterator():
-        names.update(stored_outputs(backend, output))
+        names.update(stored_names(backend, output))
         if remote_id:
             remote_ids.add(remote_id)
     for attempts in Task.objects.filter(attempt__gt=1).values_list("attempts", flat=True):

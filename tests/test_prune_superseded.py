@@ -13,11 +13,11 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 
 import tapestry_media
-from tapestry_media import pipeline
+from tapestry_media import uploads
 from tapestry_media.models import LocalJob, Submission, Task
 from tapestry_media.status import Status
 
-from .conftest import video_upload
+from .helpers import video_upload
 
 pytestmark = pytest.mark.django_db
 
@@ -64,7 +64,7 @@ def world(user) -> dict[str, Path]:
     os.utime(upload, (time.time() - 7200, time.time() - 7200))
     (old,) = sub.tasks.filter(generation=0)
     files = {"upload": upload, "gen0": finish(old, f"{OUT}/task_a/clip.mp4", 100)}
-    assert pipeline.resubmit(sub.pk)
+    assert uploads.resubmit(sub.pk)
     sub.refresh_from_db()
     assert sub.file_generation == 1
     (current,) = sub.current_tasks()
@@ -74,13 +74,13 @@ def world(user) -> dict[str, Path]:
     sub2 = Submission.objects.create(uploader=user, file=video_upload("two.mp4"))
     (old2,) = sub2.tasks.all()
     files["young"] = finish(old2, f"{OUT}/task_c/two.mp4", 7, hours_old=0.2)
-    assert pipeline.resubmit(sub2.pk)
+    assert uploads.resubmit(sub2.pk)
 
     # A third: its old generation's output is the very file its current task points to.
     sub3 = Submission.objects.create(uploader=user, file=video_upload("three.mp4"))
     (old3,) = sub3.tasks.all()
     files["shared"] = finish(old3, f"{OUT}/task_d/three.mp4", 5)
-    assert pipeline.resubmit(sub3.pk)
+    assert uploads.resubmit(sub3.pk)
     (current3,) = Submission.objects.get(pk=sub3.pk).current_tasks()
     finish(current3, f"{OUT}/task_d/three.mp4", 5)
 
@@ -98,7 +98,7 @@ def world(user) -> dict[str, Path]:
     # A superseded cloud task claiming a stored file: not trusted, never deleted for it.
     sub4 = Submission.objects.create(uploader=user, file=video_upload("four.mp4"))
     files["claimed"] = finish(sub4.tasks.get(), f"{OUT}/host/four.mp4", 9, backend="ittybit")
-    assert pipeline.resubmit(sub4.pk)
+    assert uploads.resubmit(sub4.pk)
     # An old file no row points to: an orphan, not this option's business.
     files["orphan"] = put(f"{OUT}/task_gone/y.mp4", 3, hours_old=5)
     return files
