@@ -6,10 +6,10 @@ gives these models:
 
 1. :func:`collect` finds the user's rows: their submissions (``uploader``, or tasks whose
    ``user_id`` metadata is ``usr_<pk>``: a deleted user's uploads have ``uploader`` NULL), those
-   submissions' tasks, the tasks they created through the API (``created_by``) or whose metadata
-   names them, the local engine's jobs of those tasks (every attempt's remote id), and the
-   webhook events of those tasks, of their remote ids, or unmatched and naming any of the
-   user's identifiers (they could only ever match the tasks being deleted).
+   submissions' tasks, the tasks they created through the API (``created_by``), whose metadata
+   names them or whose input is one of their uploads, the local engine's jobs of those tasks
+   (every attempt's remote id and idempotency key), and the webhook events of those tasks, of
+   their remote ids, or unmatched ones about one of those tasks (:class:`Owner`).
 2. :func:`stored_files` lists their files: uploads, outputs, and everything else under each
    submission's upload folder and each local job's output folder (earlier files of the same
    submission included). Storage API only, so S3 works as the file system does.
@@ -32,7 +32,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.files.storage import default_storage
-from django.db import models, router, transaction
+from django.db import connections, models, router, transaction
 from django.db.models.functions import Cast
 
 from . import metadata as md
@@ -515,8 +515,6 @@ def erase(
 
 
 def _vendor(alias: str) -> str:
-    from django.db import connections
-
     return connections[alias].vendor
 
 
