@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import pipeline, resync, uploads, webhooks
 from .admin_buttons import ObjectActionsMixin
+from .admin_erase import erase_uploaders, may_erase
 from .api.outputs import output_src
 from .conf import BUILTIN_BACKENDS, get_settings
 from .metadata import is_valid_key
@@ -313,11 +314,14 @@ class SubmissionAdmin(ObjectActionsMixin):
     )
     raw_id_fields = ("uploader",)
     inlines = (CurrentTaskInline,)
-    actions = ("resubmit_action", "resync_action")
-    object_actions = actions
+    actions = ("resubmit_action", "resync_action", erase_uploaders)
+    object_actions = ("resubmit_action", "resync_action")
 
     class Media:
         css = {"all": ("tapestry_media/admin.css",)}
+
+    def has_erase_permission(self, request: HttpRequest) -> bool:
+        return may_erase(request.user)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Submission]:
         current = (

@@ -1,9 +1,11 @@
-"""``manage.py tapestry_media resync|prune|status``: the polling fallback, event housekeeping,
-and a health report (``status``, in ``tapestry_media/management/status.py``).
+"""``manage.py tapestry_media resync|prune|status|erase``: the polling fallback, event and
+storage housekeeping, a health report (``status``, in ``tapestry_media/management/status.py``)
+and erasure on request (``tapestry_media/erasure.py``).
 
     manage.py tapestry_media resync [--stale-after 15m] [--failed] [--ids 1 2 …] [--wait]
-    manage.py tapestry_media prune [--older-than 30d] [--orphans] [--dry-run]
+    manage.py tapestry_media prune [--older-than 30d] [--orphans] [--outputs-superseded] [--dry-run]
     manage.py tapestry_media status [--json] [--max-stranded N] …
+    manage.py tapestry_media erase --user <pk|username> [--dry-run]
 
 All are idempotent and safe to run from cron on several machines at once.
 """
@@ -19,7 +21,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from ... import orphans, resync
+from ... import erasure, orphans, resync, superseded
 from ...models import WebhookEvent
 from .. import status
 
@@ -90,15 +92,35 @@ class Command(BaseCommand):
             "to and that are older than an hour.",
         )
         prune.add_argument(
+            "--outputs-superseded",
+            action="store_true",
+            help="Delete output files of earlier file generations and attempts that no current "
+            "task points to and that are older than an hour.",
+        )
+        prune.add_argument(
             "--dry-run", action="store_true", help="Count what would be deleted, delete nothing."
         )
         status.add_parser(commands, duration=_duration_argument)
+
+        erase = commands.add_parser(
+            "erase",
+            help="Delete a user's submissions, tasks, files and events, and their identifiers "
+            "from every other row.",
+        )
+        erase.add_argument(
+            "--user", required=True, metavar="PK_OR_USERNAME", help="The user to erase."
+        )
+        erase.add_argument(
+            "--dry-run", action="store_true", help="Count what would be erased, change nothing."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["subcommand"] == "status":
             return status.run(self, options)
         if options["subcommand"] == "resync":
             self.resync(options)
+        elif options["subcommand"] == "erase":
+            self.erase(options)
         else:
             self.prune(options)
 
@@ -131,30 +153,48 @@ class Command(BaseCommand):
             )
         )
 
+    def erase(self, options: dict[str, Any]) -> None:
+        try:
+            subject = erasure.resolve_user(options["user"])
+        except erasure.UnknownUser as exc:
+            raise CommandError(str(exc)) from exc
+        if subject.user is None:
+            self.stdout.write(f"no user has pk {subject.pk} any more: erasing usr_{subject.pk}")
+        report = erasure.erase(subject, dry_run=options["dry_run"], progress=self.stdout.write)
+        summary = f"erase: {report.summary()}"
+        self.stdout.write(summary if options["dry_run"] else self.style.SUCCESS(summary))
+
     def prune(self, options: dict[str, Any]) -> None:
-        if options["older_than"] is None and not options["orphans"]:
+        if (
+            options["older_than"] is None
+            and not options["orphans"]
+            and not options["outputs_superseded"]
+        ):
             raise CommandError(
-                "prune needs --older-than DURATION (webhook events), --orphans (files), or both."
+                "prune needs --older-than DURATION (webhook events), --orphans (files), "
+                "--outputs-superseded (outputs of earlier generations and attempts), or some "
+                "of them."
             )
+        if options["outputs_superseded"]:
+            self.prune_files(superseded.find(), "superseded output", options["dry_run"])
         if options["orphans"]:
-            self.prune_orphans(dry_run=options["dry_run"])
+            self.prune_files(orphans.find(), "orphan", options["dry_run"])
         if options["older_than"] is not None:
             self.prune_events(options)
 
-    def prune_orphans(self, *, dry_run: bool) -> None:
-        found = orphans.find()
+    def prune_files(self, found: list[orphans.Orphan], label: str, dry_run: bool) -> None:
         size = sum(orphan.size for orphan in found)
         if dry_run:
             for orphan in found:
                 self.stdout.write(f"would delete {orphan.name} ({orphan.size} bytes)")
             self.stdout.write(
-                f"prune: {len(found)} orphan file(s) would be deleted, {size} bytes would be "
+                f"prune: {len(found)} {label} file(s) would be deleted, {size} bytes would be "
                 "freed (dry run)"
             )
             return
         freed = orphans.remove(found)
         self.stdout.write(
-            self.style.SUCCESS(f"prune: {len(found)} orphan file(s) deleted, {freed} bytes freed")
+            self.style.SUCCESS(f"prune: {len(found)} {label} file(s) deleted, {freed} bytes freed")
         )
 
     def prune_events(self, options: dict[str, Any]) -> None:

@@ -1,0 +1,313 @@
+"""Erasure on request: after ``erase``, no tapestry_media table and no stored file holds a trace
+of the user; another user's rows and files are untouched but for the erased user's identifiers.
+
+The world is made by the real local engine (real ffmpeg, results through the webhook path), so
+the rows and files are the ones production writes."""
+
+from __future__ import annotations
+
+import json
+import re
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
+
+import tapestry_media
+from tapestry_media import erasure
+from tapestry_media.models import LocalJob, Submission, Task, WebhookEvent
+from tapestry_media.testing.jobs import enqueued_names, run_jobs
+
+from .media import clip_upload, make_clip
+
+pytestmark = [pytest.mark.django_db]
+
+ERIN, BOB = 7, 77  # usr_7 is a prefix of usr_77: the scrub must tell them apart
+
+
+@pytest.fixture(autouse=True)
+def local_backend(settings) -> None:
+    settings.TAPESTRY_MEDIA = {
+        **settings.TAPESTRY_MEDIA,
+        "BACKEND": "local",
+        "PIPELINE": {
+            "video": [
+                {"name": "video", "kind": "video", "options": {"width": 96, "format": "mp4"}},
+                {"name": "poster", "kind": "image", "options": {"format": "jpg", "start": 0}},
+            ]
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("clips") / "clip.mp4", seconds=1, size="160x120")
+
+
+def run_all(capture) -> None:
+    with capture(execute=True):
+        run_jobs()
+    while enqueued_names():
+        with capture(execute=True):
+            run_jobs()
+
+
+class World:
+    def __init__(self, erin, bob, erin_subs, bob_sub, api_task) -> None:
+        self.erin, self.bob = erin, bob
+        self.erin_subs, self.bob_sub, self.api_task = erin_subs, bob_sub, api_task
+
+    def traces(self, user, submissions, extra_tasks=()) -> set[str]:
+        """Every identifier of ``user`` the rows and files may hold."""
+        found = {f"usr_{user.pk}", user.username, user.email}
+        tasks = [t for s in submissions for t in Task.objects.filter(submission=s)]
+        tasks += list(extra_tasks)
+        for sub in submissions:
+            found |= {sub.public_id, sub.file.name, Path(sub.file.name).stem}
+        for task in tasks:
+            task.refresh_from_db()
+            found |= {str(task.uuid), task.remote_id, task.output["storage_name"]}
+        return found
+
+
+@pytest.fixture
+def world(django_user_model, clip, django_capture_on_commit_callbacks) -> World:
+    erin = django_user_model.objects.create_user(
+        "erin-k7", email="erin.k7@example.org", password="pw", id=ERIN
+    )
+    bob = django_user_model.objects.create_user(
+        "bob-q2", email="bob.q2@example.org", password="pw", id=BOB
+    )
+    capture = django_capture_on_commit_callbacks
+    with capture(execute=True):
+        erin_subs = [
+            Submission.objects.create(
+                uploader=erin, file=clip_upload(clip, "erin-holiday.mp4"), campaign="spring",
+                metadata={"display_name": "erin-k7"},
+            ),
+            Submission.objects.create(uploader=erin, file=clip_upload(clip, "erin-cat.mp4")),
+        ]  # fmt: skip
+        # A host's note on bob's upload names erin: her identifiers are scrubbed from it.
+        bob_sub = Submission.objects.create(
+            uploader=bob, file=clip_upload(clip, "bob-garden.mp4"), campaign="spring",
+            metadata={"reviewer": "erin-k7", "reviewer_email": "erin.k7@example.org",
+                      "reviewer_id": f"usr_{ERIN}", "display_name": "bob-q2",
+                      "contact": "bob.q2@example.org"},
+        )  # fmt: skip
+    run_all(capture)
+    with capture(execute=True):
+        api_task = tapestry_media.submit(
+            input=erin_subs[0].file.name, kind="image", options={"format": "png"},
+            created_by=erin, metadata={"order_id": "A-1"},
+        )  # fmt: skip
+    run_all(capture)
+    # A cloud result of erin's claiming bob's upload as its stored output: not trusted, so the
+    # file is not deleted (nor is its name taken for one of erin's).
+    Task.objects.create(
+        created_by=erin, backend="dummy", kind="video", input="https://example.invalid/v.mp4",
+        status="succeeded", remote_id="task_cloud_1", output={"storage_name": bob_sub.file.name},
+    )  # fmt: skip
+    # Deliveries for tasks nobody knows yet (kept "to be matched later"): erin's goes; bob's,
+    # which mentions erin, stays with her identifiers scrubbed.
+    for rid, metadata in (
+        ("task_gone_1", {"user_id": f"usr_{ERIN}"}),
+        ("task_gone_2", {"user_id": f"usr_{BOB}", "note": f"shared by usr_{ERIN}",
+                         "cc": "erin.k7@example.org"}),
+    ):  # fmt: skip
+        body = {"id": rid, "status": "failed", "metadata": metadata}
+        WebhookEvent.objects.create(
+            dedup_key=f"test:{rid}", remote_task_id=rid, body=json.dumps(body),
+            processed_at=timezone.now(),
+        )  # fmt: skip
+    for sub in (*erin_subs, bob_sub):
+        assert set(sub.tasks.values_list("status", flat=True)) == {"succeeded"}
+    return World(erin, bob, erin_subs, bob_sub, api_task)
+
+
+def dump() -> str:
+    """Every column of every row of every tapestry_media table, as text."""
+    lines = []
+    with connection.cursor() as cursor:
+        for table in sorted(connection.introspection.table_names()):
+            if not table.startswith("tapestry_media_"):
+                continue
+            # the table names come from the database itself
+            cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")  # noqa: S608
+            lines += [f"{table}: " + " | ".join(map(str, row)) for row in cursor.fetchall()]
+    return "\n".join(lines)
+
+
+def stored() -> dict[str, bytes]:
+    root = Path(settings.MEDIA_ROOT)
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def present(traces: set[str], dumped: str, files: dict[str, bytes]) -> set[str]:
+    """The traces found anywhere in the text, except as the start of a longer word (``usr_7``
+    in bob's ``usr_77``)."""
+    text = dumped + "\n" + "\n".join(files)
+    return {t for t in traces if re.search(re.escape(t) + r"(?!\w)", text)}
+
+
+@pytest.fixture
+def erase(django_capture_on_commit_callbacks):
+    """``manage.py tapestry_media erase …``, its after-commit file deletion run."""
+
+    def run(*args: str) -> str:
+        out = StringIO()
+        with django_capture_on_commit_callbacks(execute=True):
+            call_command("tapestry_media", "erase", *args, stdout=out)
+        return out.getvalue()
+
+    return run
+
+
+def test_erase_leaves_no_trace_of_the_user_and_keeps_everyone_else(world, erase) -> None:
+    erin_traces = world.traces(world.erin, world.erin_subs, [world.api_task])
+    bob_traces = world.traces(world.bob, [world.bob_sub])
+    before, files_before = dump(), stored()
+    # Positive control: every trace is there to be found, in the rows or the storage listing.
+    assert present(erin_traces, before, files_before) == erin_traces
+    assert present(bob_traces, before, files_before) == bob_traces
+    assert f"usr_{ERIN}" in before
+    assert f"usr_{BOB}" in before
+    erin_files = {
+        name: data
+        for name, data in files_before.items()
+        if any(rid in name for rid in erin_traces) and name not in bob_traces
+    }
+    bob_files = {n: d for n, d in files_before.items() if n not in erin_files}
+    assert len(erin_files) == 2 + 4 + 1  # two uploads, two tasks each, the API task
+    assert len(bob_files) == 3
+
+    dry = erase("--user", "erin-k7", "--dry-run")
+    assert f"usr_{ERIN}: 2 submission(s), 6 task(s), 5 local engine job(s), " in dry
+    assert f"7 file(s), {sum(map(len, erin_files.values()))} bytes would be deleted" in dry
+    assert "(dry run)" in dry
+    assert dump() == before
+    assert stored() == files_before
+
+    out = erase("--user", "erin-k7")
+    assert f"7 file(s), {sum(map(len, erin_files.values()))} bytes deleted" in out
+    after, files_after = dump(), stored()
+    assert present(erin_traces, after, files_after) == set()
+    assert not Submission.objects.filter(uploader=world.erin).exists()
+    assert not Task.objects.filter(created_by=world.erin).exists()
+    assert "task_cloud_1" not in after
+
+    # bob: every row and file still there, his own identifiers untouched.
+    assert files_after == bob_files
+    assert present(bob_traces, after, files_after) == bob_traces
+    world.bob_sub.refresh_from_db()
+    assert world.bob_sub.metadata == {
+        "reviewer": "[erased]", "reviewer_email": "[erased]", "reviewer_id": "[erased]",
+        "display_name": "bob-q2", "contact": "bob.q2@example.org",
+    }  # fmt: skip
+    video = world.bob_sub.tasks.get(name="video")
+    assert video.metadata["user_id"] == f"usr_{BOB}"
+    assert video.metadata["reviewer"] == "[erased]"
+    assert video.status == "succeeded"
+    events = WebhookEvent.objects.filter(task=video)
+    assert events.exists()
+    for event in events:
+        echoed = json.loads(event.body)["data"]["metadata"]
+        assert echoed["reviewer"] == echoed["reviewer_email"] == "[erased]"
+        assert echoed["user_id"] == f"usr_{BOB}"
+    kept = json.loads(WebhookEvent.objects.get(remote_task_id="task_gone_2").body)
+    assert kept["metadata"] == {
+        "user_id": f"usr_{BOB}", "note": "shared by [erased]", "cc": "[erased]"
+    }  # fmt: skip
+    assert not WebhookEvent.objects.filter(remote_task_id="task_gone_1").exists()
+    assert LocalJob.objects.filter(remote_id=video.remote_id).exists()
+
+    # Running it again finds nothing more.
+    again = erase("--user", str(ERIN))
+    assert "0 submission(s), 0 task(s), 0 local engine job(s), 0 webhook event(s)" in again
+    assert "0 file(s), 0 bytes deleted; rows scrubbed: none" in again
+    assert dump() == after
+
+
+def test_a_deleted_users_uploads_are_found_by_their_user_id(world, erase) -> None:
+    """The host deleted erin first (her uploads keep ``uploader`` NULL): ``--user 7`` finds them
+    by the ``usr_7`` their tasks carry."""
+    traces = world.traces(world.erin, world.erin_subs, [world.api_task]) - {"erin-k7"}
+    world.erin.delete()
+    assert Submission.objects.filter(uploader=None).count() == 2
+    out = erase("--user", str(ERIN))
+    assert "no user has pk 7 any more" in out
+    # erin's cloud task has no link to her any more (created_by NULL, no user_id): it stays
+    assert f"usr_{ERIN}: 2 submission(s), 5 task(s)" in out
+    # the username and email are not known any more; every other trace is gone
+    assert present(traces - {"erin.k7@example.org"}, dump(), stored()) == set()
+    assert Submission.objects.count() == 1
+
+
+def test_unknown_user_is_a_clear_error_and_changes_nothing(world, erase) -> None:
+    before, files = dump(), stored()
+    with pytest.raises(CommandError, match="no user has the username or pk 'nobody'"):
+        erase("--user", "nobody")
+    assert dump() == before
+    assert stored() == files
+
+
+def test_admin_action_asks_then_erases_only_for_those_allowed(
+    world, client, django_user_model, django_capture_on_commit_callbacks
+) -> None:
+    from django.contrib.auth.models import Permission
+
+    changelist = reverse("admin:tapestry_media_submission_changelist")
+    sub = world.erin_subs[0]
+    form = {"action": "erase_uploaders", "_selected_action": [sub.pk]}
+    staff = django_user_model.objects.create_user("staff", password="pw", is_staff=True)
+    staff.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="tapestry_media",
+            codename__in=["view_submission", "change_submission", "delete_submission"],
+        )
+    )
+    client.force_login(staff)
+    response = client.post(changelist, form, follow=True)
+    assert response.status_code == 200
+    assert "erase_uploaders" not in response.content.decode()  # not offered to this user
+    assert Submission.objects.filter(uploader=world.erin).count() == 2
+
+    admin_user = django_user_model.objects.create_superuser("root", password="pw")
+    client.force_login(admin_user)
+    page = client.post(changelist, form)
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "Erase the uploaders" in text
+    assert "erin-k7 (usr_7)" in text
+    assert Submission.objects.filter(uploader=world.erin).count() == 2  # asked, not done
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        done = client.post(changelist, {**form, "post": "yes"}, follow=True)
+    assert callbacks  # the files go after commit
+    assert done.status_code == 200
+    assert "Erased usr_7: 2 submission(s), 6 task(s)" in done.content.decode()
+    assert not Submission.objects.filter(uploader=world.erin).exists()
+    assert Submission.objects.filter(uploader=world.bob).count() == 1
+
+
+def test_token_pattern_matches_whole_tokens_only() -> None:
+    pattern = erasure.token_pattern({"usr_7", "sub_ab"})
+    assert pattern is not None
+    text = "usr_7 usr_77 xusr_7 sub_ab/clip.mp4 sub_abc"
+    assert pattern.sub("[x]", text) == "[x] usr_77 xusr_7 [x]/clip.mp4 sub_abc"
+
+
+def test_anchors_skip_the_words_every_file_name_shares() -> None:
+    """A row is scrubbed only if one of its words is an anchor: each needle's anchor must be a
+    word of it that other rows do not share (``tapestry_media``, ``uploads``)."""
+    name = "tapestry_media/uploads/sub_1f2e/erin-holiday.mp4"
+    assert erasure.anchors({name, "usr_7", "erin.k7@example.org"}) == {"sub_1f2e", "usr_7", "erin"}
+    pattern = erasure.token_pattern({name})
+    assert pattern is not None
+    row = f"https://cdn.test/media/{name}?sig=1"
+    assert pattern.search(row)
+    assert erasure.anchors({name}) <= set(re.findall(r"\w+", row))
