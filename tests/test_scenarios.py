@@ -229,10 +229,10 @@ def test_transient_create_failures_lose_and_duplicate_nothing(server, successes)
     assert WebhookEvent.objects.filter(task__isnull=True).count() == 0
 
 
-# --- sibling results at the same moment (PostgreSQL: real row locks) --------------------------
+# --- sibling results at the same moment (a server database: real row locks) -------------------
 
 
-@pytest.mark.postgres
+@pytest.mark.server_db
 def test_sibling_results_at_once_leave_every_submission_ready() -> None:
     """Both tasks of a submission succeed in two concurrent requests: the submission must end
     ``ready`` with one ``submission_processed``, not stay ``processing`` because each request
@@ -442,7 +442,7 @@ def running(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] != "Z"
 
 
-@pytest.mark.postgres
+@pytest.mark.server_db
 def test_worker_killed_inside_the_create_call(settings, workers, successes) -> None:
     with ContractServer(deliver=closing_deliverer()) as server:
         settings.TAPESTRY_MEDIA = cloud_settings(server, HTTP_RETRIES=0, READ_TIMEOUT=60)
@@ -503,7 +503,7 @@ def clip(settings, tmp_path) -> str:
         return default_storage.save("uploads/clip.mp4", handle)
 
 
-@pytest.mark.postgres
+@pytest.mark.server_db
 def test_worker_killed_while_ffmpeg_runs(settings, workers, clip) -> None:
     settings.TAPESTRY_MEDIA = {
         "BACKEND": "local",
