@@ -344,8 +344,14 @@ def test_bad_flags_are_a_command_error_and_write_nothing(args, message) -> None:
         (["--cloud"], 1, "TAPESTRY_MEDIA['API_KEY']"),
     ],
 )
-def test_bad_flags_exit_non_zero_from_the_shell(args, status, message) -> None:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+def test_bad_flags_exit_non_zero_from_the_shell(args, status, message, tmp_path) -> None:
+    # Its own empty database: on MySQL/MariaDB the system checks connect to it before the
+    # command runs, and this leg's DATABASE_URL names a database only the test run creates.
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
+    }
     done = subprocess.run(
         [sys.executable, "-m", "django", "ittybit", "video", "-i", SEED_URL, *args],
         capture_output=True,
