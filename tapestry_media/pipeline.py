@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from django.db import transaction
+from django.db import router, transaction
 from django.db.models import Q
 
 from . import metadata as md
@@ -219,7 +219,10 @@ def enqueue_after_commit(task: Task) -> None:
     from . import jobs
 
     pk, priority = task.pk, task.priority
-    transaction.on_commit(lambda: jobs.enqueue_submit(pk, priority=priority))
+    transaction.on_commit(
+        lambda: jobs.enqueue_submit(pk, priority=priority),
+        using=router.db_for_write(Task, instance=task),
+    )
 
 
 def start_new_attempt(task_pk: int) -> bool:
@@ -228,7 +231,7 @@ def start_new_attempt(task_pk: int) -> bool:
     never changes the task. Returns whether the task was retried."""
     from django.utils import timezone
 
-    with transaction.atomic():
+    with transaction.atomic(using=router.db_for_write(Task)):
         task = Task.objects.select_for_update().filter(pk=task_pk).first()
         if task is None or task.status not in (Status.FAILED, Status.CANCELLED):
             return False

@@ -30,7 +30,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db import transaction
+from django.db import router, transaction
+from django.db.models import Model
 from django.dispatch import Signal
 
 logger = logging.getLogger("tapestry_media.signals")
@@ -47,8 +48,12 @@ class SubmitVetoed(Exception):
     """Raised by a ``task_pre_submit`` receiver to skip a task."""
 
 
-def send_after_commit(signal: Signal, sender: type, **kwargs: Any) -> None:
-    transaction.on_commit(lambda: send_now(signal, sender, **kwargs))
+def send_after_commit(signal: Signal, sender: type[Model], **kwargs: Any) -> None:
+    """Send once the transaction writing ``sender``'s rows commits: on the alias the
+    database router gives that model, which need not be ``default``."""
+    transaction.on_commit(
+        lambda: send_now(signal, sender, **kwargs), using=router.db_for_write(sender)
+    )
 
 
 def send_now(signal: Signal, sender: type, **kwargs: Any) -> None:
