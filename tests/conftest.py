@@ -154,13 +154,17 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect ``server_db``-marked tests on SQLite: a skip would fail the SQLite leg under
-    CI=true, and those tests (row locks, concurrent connections) have nothing to say there."""
+    """Deselect what these settings cannot run: a skip would fail the leg under CI=true.
+    ``server_db`` tests (row locks, concurrent connections) have nothing to say on SQLite;
+    ``routed`` tests need a database router (tests.settings_router)."""
     from django.conf import settings
 
-    if not settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-        return
-    deselected = [item for item in items if item.get_closest_marker("server_db")]
+    unfit = set()
+    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        unfit.add("server_db")
+    if not settings.DATABASE_ROUTERS:
+        unfit.add("routed")
+    deselected = [item for item in items if any(item.get_closest_marker(m) for m in unfit)]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
-        items[:] = [item for item in items if not item.get_closest_marker("server_db")]
+        items[:] = [item for item in items if item not in deselected]
