@@ -14,8 +14,9 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.core.exceptions import FieldDoesNotExist
 from django.db import connections
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import CharField, Count, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.urls import reverse
@@ -306,9 +307,7 @@ class SubmissionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         term = search_term.strip()
         if not term:
             return queryset, False
-        users = get_user_model()._default_manager.filter(
-            Q(username__iexact=term) | Q(email__iexact=term)
-        )
+        users = get_user_model()._default_manager.filter(_login_or_email(term))
         query = (
             Q(public_id=term)
             | Q(title__icontains=term)
@@ -717,3 +716,19 @@ class WebhookEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             )
         for pk, error in list(errors.items())[:5]:
             messages.error(request, f"Event {pk}: {error.removeprefix('error: ')}")
+
+
+def _login_or_email(term: str) -> Q:
+    """Users whose login name or e-mail address is ``term``, under the names the host's user
+    model gives them (a custom model may have no ``username``, or log in by e-mail)."""
+    model = get_user_model()
+    names = {model.USERNAME_FIELD, getattr(model, "EMAIL_FIELD", "email")}
+    query = Q(pk__in=[])
+    for name in sorted(names):
+        try:
+            field = model._meta.get_field(name)
+        except FieldDoesNotExist:
+            continue
+        if isinstance(field, CharField):  # EmailField is one
+            query |= Q(**{f"{name}__iexact": term})
+    return query

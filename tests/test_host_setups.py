@@ -17,11 +17,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.contrib import admin as django_admin
 from django.contrib.auth import get_user_model
 from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
-from django.test import Client
+from django.test import Client, RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -244,6 +245,18 @@ def test_the_command_line_creates_and_submits_a_task() -> None:
     )  # fmt: skip
     task = Task.objects.get()
     assert (task.status, len(DummyBackend.calls)) == (Status.PENDING, 1)
+
+
+def test_the_admin_finds_an_upload_by_its_uploaders_login() -> None:
+    """Whatever the user model calls its login (``username``, ``email``)."""
+    mine = Submission.objects.create(uploader=make_user("alice"), file=video_upload())
+    Submission.objects.create(uploader=make_user("bob"), file=video_upload())
+    login = mine.uploader.get_username()
+    model_admin = django_admin.site._registry[Submission]
+    rows, _ = model_admin.get_search_results(
+        RequestFactory().get("/"), Submission.objects.all(), login.upper()
+    )
+    assert list(rows) == [mine]
 
 
 # --- the router's setup itself (tests.settings_router only) ---------------------------------
