@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from django.contrib import admin, messages
@@ -17,20 +17,22 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist
 from django.db import connections
 from django.db.models import CharField, Count, F, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Lower
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
-from . import pipeline
+from . import pipeline, webhooks
+from .admin_buttons import ObjectActionsMixin
 from .api.outputs import output_src
 from .conf import BUILTIN_BACKENDS, get_settings
 from .links import safe_link
 from .metadata import is_valid_key
 from .models import Submission, SubmissionStatus, Task, WebhookEvent, metadata_q
-from .status import Status
+from .remote import PayloadError
+from .status import Status, raw_values
 
 #: The seed's metadata keys: a bare search term is matched against each of them, exactly.
 SEARCH_KEYS = ("user_id", "submission_id", "campaign", "source", "order_id", "priority")
@@ -109,6 +111,14 @@ def preview(task: Task) -> SafeString:
     if not src:
         return format_html('<span class="tm-muted">{}</span>', "—")
     if task.kind == "video":
+        poster = poster_src(task)
+        if poster:
+            return format_html(
+                '<video class="tm-preview" controls preload="metadata" src="{}" poster="{}">'
+                "</video>",
+                src,
+                poster,
+            )
         return format_html(
             '<video class="tm-preview" controls preload="metadata" src="{}"></video>', src
         )
@@ -117,6 +127,24 @@ def preview(task: Task) -> SafeString:
     if task.kind == "audio":
         return format_html('<audio controls preload="none" src="{}"></audio>', src)
     return format_html('<a href="{}">{}</a>', src, _("output"))
+
+
+def poster_src(task: Task) -> str:
+    """The output of a finished image step of the same upload and file generation (the
+    pipeline's poster), for a video's ``poster``; "" when there is none. One query."""
+    if task.submission_id is None:
+        return ""
+    poster = (
+        Task.objects.filter(
+            submission_id=task.submission_id,
+            generation=task.generation,
+            kind="image",
+            status=Status.SUCCEEDED,
+        )
+        .order_by("-is_primary", "pk")
+        .first()
+    )
+    return output_src(poster) if poster is not None else ""
 
 
 def _progress(task: Task) -> str:
@@ -242,7 +270,7 @@ class CurrentTaskInline(admin.TabularInline):  # type: ignore[type-arg]
 
 
 @admin.register(Submission)
-class SubmissionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class SubmissionAdmin(ObjectActionsMixin):
     list_display = (
         "public_id",
         "title",
@@ -286,6 +314,7 @@ class SubmissionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     raw_id_fields = ("uploader",)
     inlines = (CurrentTaskInline,)
     actions = ("resubmit_action", "resync_action")
+    object_actions = actions
 
     class Media:
         css = {"all": ("tapestry_media/admin.css",)}
@@ -353,7 +382,7 @@ class SubmissionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class TaskAdmin(ObjectActionsMixin):
     list_display = (
         "step",
         "status_badge",
@@ -440,6 +469,7 @@ class TaskAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         ),
     )
     actions = ("retry_action", "resync_action")
+    object_actions = actions
 
     class Media:
         css = {"all": ("tapestry_media/admin.css",)}
@@ -574,6 +604,36 @@ class EventStateFilter(admin.SimpleListFilter):
         return queryset
 
 
+class ProgressTickFilter(admin.SimpleListFilter):
+    """Hides the progress ticks (events that only report "processing", applied without an
+    error) unless asked: on a busy site they are most of the rows."""
+
+    title = _("progress ticks")
+    parameter_name = "ticks"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("shown", _("Shown"))]
+
+    def choices(self, changelist: Any) -> Iterator[Any]:
+        yield {
+            "selected": self.value() is None,
+            "query_string": changelist.get_query_string(remove=[self.parameter_name]),
+            "display": _("Hidden"),
+        }
+        yield {
+            "selected": self.value() == "shown",
+            "query_string": changelist.get_query_string({self.parameter_name: "shown"}),
+            "display": _("Shown"),
+        }
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
+        if self.value() == "shown":
+            return queryset
+        ticks = Q(raw_status_lower__in=raw_values(Status.PROCESSING), error="")
+        rows: QuerySet[Any] = queryset.alias(raw_status_lower=Lower("raw_status"))
+        return rows.exclude(ticks)
+
+
 class TopicFilter(admin.SimpleListFilter):
     """Known topics (no ``SELECT DISTINCT`` over the event table)."""
 
@@ -599,24 +659,14 @@ class TopicFilter(admin.SimpleListFilter):
 def reprocess(event_pk: int) -> str:
     """Apply a stored event's body again, as a new delivery of it would be. Returns the
     outcome (``applied``, ``unmatched``, ``stale``…) or ``error: …``."""
-    from . import webhooks
-    from .remote import PayloadError
-
     fields = ("pk", "body", "source", "dedup_key")
     event = WebhookEvent.objects.filter(pk=event_pk).only(*fields).first()
     if event is None:
         return "missing"
     try:
-        remote = webhooks.parse_body(event.body.encode()).task
-    except PayloadError as exc:
-        WebhookEvent.objects.filter(pk=event_pk).update(error=f"unparseable: {exc}")
+        return webhooks.reprocess(event).reason
+    except (PayloadError, webhooks.ProcessingError) as exc:
         return f"error: {exc}"
-    try:
-        scope = webhooks.scope_of(event.dedup_key)  # a scoped key's event stays in its scope
-        outcome = webhooks.process(event_pk, remote, source=event.source, backend=scope)
-    except webhooks.ProcessingError as exc:
-        return f"error: {exc}"
-    return outcome.reason
 
 
 @admin.register(WebhookEvent)
@@ -632,7 +682,7 @@ class WebhookEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "processed_at",
         "error_short",
     )
-    list_filter = (EventStateFilter, "source", TopicFilter)
+    list_filter = (ProgressTickFilter, EventStateFilter, "source", TopicFilter)
     list_select_related = ("task",)
     ordering = ("-pk",)
     show_full_result_count = False

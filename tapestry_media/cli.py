@@ -33,7 +33,7 @@ from django.db import router, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from . import dispatch, engine, pipeline, reconcile
+from . import dispatch, engine, pipeline, webhooks
 from . import metadata as md
 from .backends import BackendError, BaseBackend, TransientBackendError, get_backend, local_run
 from .backends.local import LocalBackend
@@ -413,7 +413,7 @@ def fetch(task: Task, backend: BaseBackend) -> None:
         raise CommandError(
             f"could not fetch task {task.remote_id} from the {backend.name} backend: {exc.message}"
         ) from exc
-    reconcile.apply(remote, source="poll", task_pk=task.pk)
+    webhooks.record_poll(remote, task_pk=task.pk)
 
 
 @contextlib.contextmanager
@@ -499,9 +499,11 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def as_json(task: Task) -> dict[str, Any]:
-    """The task object: the API's fields (``id`` is the remote id) plus the local ones."""
+    """The task object as the seed's CLI prints it (``id`` is the remote id; ``remote_id``
+    says so by name) plus the local fields (``uuid`` is what the REST API calls ``id``)."""
     return {
         "id": task.remote_id,
+        "remote_id": task.remote_id,
         "object": "task",
         "uuid": str(task.uuid),
         "pk": task.pk,

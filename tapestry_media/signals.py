@@ -49,11 +49,9 @@ class SubmitVetoed(Exception):
 
 
 def send_after_commit(signal: Signal, sender: type[Model], **kwargs: Any) -> None:
-    """Send once the transaction writing ``sender``'s rows commits: on the alias the
-    database router gives that model, which need not be ``default``."""
-    transaction.on_commit(
-        lambda: send_now(signal, sender, **kwargs), using=router.db_for_write(sender)
-    )
+    """Send once the transaction on ``sender``'s database (as the router gives it) commits."""
+    using = router.db_for_write(sender)
+    transaction.on_commit(lambda: send_now(signal, sender, **kwargs), using=using)
 
 
 def send_now(signal: Signal, sender: type, **kwargs: Any) -> None:
