@@ -42,16 +42,6 @@ from .test_webhooks import SignalLog
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 APP_ALIAS = router.db_for_write(Task)
-ROUTED = APP_ALIAS != DEFAULT_DB_ALIAS
-
-#: The result path (webhooks.py, reconcile.py) opens ``transaction.atomic()`` on ``default``;
-#: the result path on the ORM (issue 12, item 1) takes the routed alias. Strict: once it does,
-#: these pass and the marker must go.
-RESULT_PATH_NOT_ROUTED = pytest.mark.xfail(
-    ROUTED,
-    strict=True,
-    reason="webhooks.py/reconcile.py open their transaction on 'default', not the routed alias",
-)
 
 
 class Fence:
@@ -129,7 +119,6 @@ def run_queued_jobs() -> None:
         result.task.call(*result.args, **result.kwargs)
 
 
-@RESULT_PATH_NOT_ROUTED
 def test_upload_webhook_ready(signal_log) -> None:
     user = make_user("alice")
     submission = upload(user)
@@ -206,7 +195,6 @@ def test_the_local_engine_queues_its_job_once_the_task_is_recorded(settings, tmp
     assert LocalJob.objects.filter(state=LocalJob.State.PENDING).count() == 2
 
 
-@RESULT_PATH_NOT_ROUTED
 def test_upload_local_engine_ready(settings, tmp_path, signal_log) -> None:
     """The same flow on the local engine: ffmpeg runs, its signed result is applied."""
     settings.TAPESTRY_MEDIA = {**settings.TAPESTRY_MEDIA, "BACKEND": "local"}
