@@ -342,7 +342,7 @@ class SubmissionAdmin(ObjectActionsMixin):
         # estimate an OR of subqueries (it assumes half the table matches), and the inflated
         # cost turned on JIT compilation, seconds per search at 100k rows.
         users = get_user_model()._default_manager.filter(_login_or_email(term))
-        rows = Submission.objects.all()
+        rows = Submission.objects.order_by()  # Django 5.2 refuses ORDER BY in a UNION's parts
         branches: list[QuerySet[Any, Any]] = [
             rows.filter(public_id=term).values("pk"),
             rows.filter(title__icontains=term).values("pk"),
@@ -351,7 +351,7 @@ class SubmissionAdmin(ObjectActionsMixin):
         ]
         meta = metadata_search(term, _vendor(queryset))
         if meta is not None:
-            tasks = Task.objects.filter(meta, submission__isnull=False)
+            tasks = Task.objects.filter(meta, submission__isnull=False).order_by()
             branches.append(tasks.values("submission_id"))
         matches = branches[0].union(*branches[1:])
         return queryset.filter(pk__in=matches), False

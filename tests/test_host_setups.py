@@ -35,9 +35,8 @@ from tapestry_media.status import Status
 from tapestry_media.testing.jobs import clear_jobs, enqueued, enqueued_names, run_jobs
 from tapestry_media.testing.webhooks import post_webhook
 
-from .conftest import video_upload
+from .helpers import video_upload
 from .media import clip_upload, make_clip
-from .test_webhooks import SignalLog
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -71,12 +70,6 @@ def fence(monkeypatch: pytest.MonkeyPatch) -> Iterator[Fence]:
     guard.install(monkeypatch)
     yield guard
     assert guard.misuses == [], "\n\n".join(guard.misuses)
-
-
-@pytest.fixture
-def signal_log() -> Iterator[SignalLog]:
-    with SignalLog() as log:
-        yield log
 
 
 def make_user(name: str, **extra: Any) -> Any:
