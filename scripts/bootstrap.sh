@@ -28,6 +28,7 @@ want="$(cat pyproject.toml | sha256sum | cut -c1-16) $extras ${pins[*]} $python"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo ">> creating $venv with $python (Python $version, Django ${series:-latest})" >&2
   rm -rf "$venv"
+  case ",$extras," in *,dev,*) scripts/ensure-build-deps.sh "$python" ;; esac
   "$python" -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[$extras]" "${pins[@]}" >&2

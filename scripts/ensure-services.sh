@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Start PostgreSQL if DATABASE_URL points at it and it is not answering (this machine kind's
-# commands; harmless where the service already runs).
+# Start the database DATABASE_URL points at (PostgreSQL or MariaDB) if it is not answering, with
+# this machine kind's commands; harmless where the service already runs.
 set -uo pipefail
 
 # --- the queue leg (ENSURE_QUEUES=1, scripts/test-queues.sh): Redis and RabbitMQ ---------------
@@ -30,22 +30,32 @@ if [ "${ENSURE_QUEUES:-}" = 1 ]; then
   ensure_queues || exit 1
 fi
 case "${DATABASE_URL:-}" in
-  postgres*://*) ;;
+  postgres*://*) name=PostgreSQL port=5432 ;;
+  mysql*://*) name=MariaDB port=3306 ;;
   *) exit 0 ;;
 esac
-ready() { python3 - <<'PY'
+ready() { python3 - "$port" <<'PY'
 import socket, sys
 try:
-    socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
+    socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()
 except OSError:
     sys.exit(1)
 PY
 }
 ready && exit 0
-echo ">> PostgreSQL is not answering; starting it" >&2
-if command -v pg_ctlcluster >/dev/null 2>&1; then
-  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
-fi
+echo ">> $name is not answering on 127.0.0.1:$port; starting it" >&2
+case $name in
+  PostgreSQL)
+    if command -v pg_ctlcluster >/dev/null 2>&1; then
+      pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+    fi ;;
+  MariaDB)
+    if [ -x /usr/sbin/mariadbd ]; then
+      # mariadbd needs its socket directory, which lives on a tmpfs on many machines.
+      install -d -o mysql -g mysql /run/mysqld 2>/dev/null || true
+      start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
+    fi ;;
+esac
 for _ in $(seq 1 30); do ready && exit 0; sleep 1; done
-echo "PostgreSQL did not start on 127.0.0.1:5432" >&2
+echo "$name did not start on 127.0.0.1:$port" >&2
 exit 1

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.core.management.base import CommandError, OutputWrapper
-from django.db import transaction
+from django.db import router, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -318,7 +318,7 @@ def create(plan: Plan) -> Task:
     cloud backend each time it submits (so a presigned URL is fresh on every attempt)."""
     name = store(plan.source) if plan.source.path else plan.source.name
     try:
-        with transaction.atomic():
+        with transaction.atomic(using=router.db_for_write(Task)):
             task = pipeline.submit(
                 input=name,
                 kind=plan.kind,

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from django.db import transaction
+from django.db import router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -220,14 +220,17 @@ def submit(
 
 def enqueue_after_commit(task: Task) -> None:
     pk, priority = task.pk, task.priority
-    transaction.on_commit(lambda: enqueue_submit(pk, priority=priority))
+    transaction.on_commit(
+        lambda: enqueue_submit(pk, priority=priority),
+        using=router.db_for_write(Task, instance=task),
+    )
 
 
 def start_new_attempt(task_pk: int) -> bool:
     """A deliberate retry of a failed or cancelled task: a new attempt with a new idempotency
     key. The old remote id goes to the attempt history, so a late result for it is recorded but
     never changes the task. Returns whether the task was retried."""
-    with transaction.atomic():
+    with transaction.atomic(using=router.db_for_write(Task)):
         task = Task.objects.select_for_update().filter(pk=task_pk).first()
         if task is None or task.status not in (Status.FAILED, Status.CANCELLED):
             return False

@@ -47,4 +47,4 @@ def delete_files(sender: type[Submission], instance: Submission, **kwargs: Any) 
             except Exception:
                 logger.exception("could not delete %s", name)
 
-    transaction.on_commit(remove)
+    transaction.on_commit(remove, using=kwargs["using"])

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
@@ -196,8 +196,11 @@ def _claim_batches(rows: QuerySet[Task], *, requeue: bool = False) -> Iterable[l
 def _claim(rows: QuerySet[Task], *, requeue: bool) -> list[int]:
     """Lock up to a batch of matching rows, skipping rows another resync holds, and stamp them
     so they no longer match (``updated_at`` moves past the cutoff) once this commits."""
-    with transaction.atomic():
-        locked = rows.select_for_update(skip_locked=True, of=("self",)).order_by("pk")
+    using = router.db_for_write(Task)
+    # ``of`` keeps joined rows unlocked where the database can say so (not MariaDB/MySQL).
+    of = ("self",) if connections[using].features.has_select_for_update_of else ()
+    with transaction.atomic(using=using):
+        locked = rows.select_for_update(skip_locked=True, of=of).order_by("pk")
         pks = list(locked.values_list("pk", flat=True)[:BATCH_SIZE])
         if pks:
             stamp: dict[str, Any] = {"updated_at": timezone.now()}

@@ -12,7 +12,7 @@ import logging
 import random
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -114,7 +114,7 @@ def backoff(retries: int, retry_after: float | None = None) -> timedelta:
 
 
 def fail(task: Task, exc: BackendError) -> str:
-    with transaction.atomic():
+    with transaction.atomic(using=router.db_for_write(Task)):
         row = Task.objects.select_for_update().get(pk=task.pk)
         if row.status != Status.SUBMITTING:
             return "skipped"

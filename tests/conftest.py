@@ -131,18 +131,22 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect ``postgres``-marked tests unless the database is PostgreSQL: a skip would fail
-    the SQLite leg under CI=true, and those tests have nothing to say on SQLite."""
+    """Deselect what these settings cannot run: a skip would fail the leg under CI=true.
+    ``server_db`` tests (row locks, concurrent connections) have nothing to say on SQLite;
+    ``routed`` tests need a database router (tests.settings_router)."""
     from django.conf import settings
 
     _deselect_the_queue_leg(config, items)
 
-    if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
-        return
-    deselected = [item for item in items if item.get_closest_marker("postgres")]
+    unfit = set()
+    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        unfit.add("server_db")
+    if not settings.DATABASE_ROUTERS:
+        unfit.add("routed")
+    deselected = [item for item in items if any(item.get_closest_marker(m) for m in unfit)]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
-        items[:] = [item for item in items if not item.get_closest_marker("postgres")]
+        items[:] = [item for item in items if item not in deselected]
 
 
 def _deselect_the_queue_leg(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -1,4 +1,5 @@
-"""Test settings: SQLite by default, PostgreSQL with DATABASE_URL=postgres://..."""
+"""Test settings: SQLite by default; PostgreSQL with DATABASE_URL=postgres://..., MariaDB/MySQL
+with DATABASE_URL=mysql://..."""
 
 from __future__ import annotations
 
@@ -56,6 +57,15 @@ DATABASES = {"default": env.db("DATABASE_URL", default="sqlite:///:memory:")}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"].setdefault("TEST", {})
     DATABASES["default"]["TEST"]["NAME"] = env("SQLITE_TEST_NAME", default="")
+elif DATABASES["default"]["ENGINE"].endswith("mysql"):
+    # 4-byte UTF-8 (emoji in metadata) and strict mode whatever the server's defaults; the test
+    # database gets the same character set instead of the server's (often latin1) default.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        charset="utf8mb4", init_command="SET sql_mode='STRICT_TRANS_TABLES'"
+    )
+    DATABASES["default"].setdefault("TEST", {}).update(
+        CHARSET="utf8mb4", COLLATION="utf8mb4_unicode_ci"
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Jobs are recorded, not run: tests run them explicitly (tests/jobs.py), so nothing happens

@@ -38,7 +38,7 @@ def submission_updates(queries: CaptureQueriesContext) -> int:
     return sum(q["sql"].startswith(f"UPDATE {table}") for q in queries.captured_queries)
 
 
-@pytest.mark.postgres
+@pytest.mark.server_db
 @pytest.mark.django_db
 def test_an_unchanged_aggregate_costs_no_update() -> None:
     sub = Submission.objects.create(file=video_upload())

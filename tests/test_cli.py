@@ -365,7 +365,13 @@ def test_a_flag_of_another_kind_shows_the_subcommands_usage() -> None:
 
 
 def shell(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    # An empty in-memory database: on MySQL/MariaDB the system checks connect before the
+    # command runs, and the leg's DATABASE_URL names a database only the test run creates.
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": "sqlite:///:memory:",
+    }
     return subprocess.run(
         [sys.executable, "-m", "django", "ittybit", *args],
         capture_output=True,

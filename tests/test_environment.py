@@ -1,14 +1,17 @@
-"""Every run proves it ran the database and Django version it was asked for: what the CI leg
-claims (EXPECT_DB_VENDOR, EXPECT_DJANGO), else what the developer's command asked for
-(DATABASE_URL, DJANGO_SERIES), else the defaults (SQLite, the newest Django)."""
+"""Every run proves it ran the database, Django version and settings it was asked for: what
+the CI leg claims (EXPECT_DB_VENDOR, EXPECT_DJANGO, EXPECT_SETTINGS), else what the developer's
+command asked for (DATABASE_URL, DJANGO_SERIES), else the defaults (SQLite, the newest Django,
+tests.settings)."""
 
 from __future__ import annotations
 
+import importlib
 import os
 from urllib.parse import urlsplit
 
 import django
 import pytest
+from django.conf import settings
 from django.db import connection
 
 #: DATABASE_URL schemes (django-environ's spellings) and the Django vendor each one names.
@@ -52,3 +55,13 @@ def test_django_version_is_the_one_this_leg_claims() -> None:
         assert django.get_version().startswith(series + "."), django.get_version()
     else:
         assert django.VERSION >= (6, 0), "the default run uses the newest Django"
+
+
+def test_settings_are_the_ones_this_leg_claims() -> None:
+    """The host-setup legs (custom user model, database router) run their own settings."""
+    expected = os.environ.get("EXPECT_SETTINGS", "tests.settings")
+    assert os.environ["DJANGO_SETTINGS_MODULE"] == expected
+    module = importlib.import_module(expected)
+    assert getattr(module, "AUTH_USER_MODEL", "auth.User") == settings.AUTH_USER_MODEL
+    assert getattr(module, "DATABASE_ROUTERS", []) == settings.DATABASE_ROUTERS
+    assert list(settings.DATABASES) == list(module.DATABASES)

@@ -4,7 +4,7 @@ lost results from ``GET /events``."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 from io import StringIO
 from typing import Any
 
@@ -98,9 +98,7 @@ def test_the_job_event_finishes_the_task_with_its_url_string_output(server) -> N
     task = fresh(video)
     assert task.status == Status.SUCCEEDED
     assert task.output_url == job["output"]
-    assert task.finished_at == timezone.datetime.fromtimestamp(
-        job["finished_at"] / 1000, tz=timezone.UTC
-    )
+    assert task.finished_at == timezone.datetime.fromtimestamp(job["finished_at"] / 1000, tz=UTC)
 
 
 def test_a_step_event_naming_the_job_applies_to_it(server) -> None:

@@ -101,14 +101,17 @@ def test_exact_match_only(user) -> None:
 def test_long_key_and_value_over_10k_tasks_is_fast_and_plain(api, user) -> None:
     key, value = "k" * md.MAX_KEY_LENGTH, "a" * (md.MAX_VALUE_LENGTH - 1) + "!"
     Task.objects.bulk_create(
-        Task(
-            kind="video",
-            input="x",
-            backend="dummy",
-            created_by=user,
-            metadata={key: "a" * md.MAX_VALUE_LENGTH, "n": str(i)},
-        )
-        for i in range(10_000)
+        (
+            Task(
+                kind="video",
+                input="x",
+                backend="dummy",
+                created_by=user,
+                metadata={key: "a" * md.MAX_VALUE_LENGTH, "n": str(i)},
+            )
+            for i in range(10_000)
+        ),
+        batch_size=1000,  # one 21 MB INSERT is over MariaDB's max_allowed_packet (16 MB)
     )
     target = task(user, **{key: value})
     with CaptureQueriesContext(connection) as captured:
@@ -117,7 +120,9 @@ def test_long_key_and_value_over_10k_tasks_is_fast_and_plain(api, user) -> None:
         elapsed = time.perf_counter() - started
     assert response.status_code == 200
     assert [row["id"] for row in response.json()["results"]] == [str(target.uuid)]
-    assert elapsed < 1.0, elapsed
+    # MariaDB/MySQL have no index for a JSON key: json_extract over 10k rows of 2 KB metadata
+    # takes ~0.6 s per scan there (measured on MariaDB 10.11), against ~30 ms on SQLite.
+    assert elapsed < (3.0 if connection.vendor == "mysql" else 1.0), elapsed
     sql = " ".join(q["sql"] for q in captured.captured_queries).upper()
     assert "REGEXP" not in sql
     assert " LIKE " not in sql

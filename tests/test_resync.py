@@ -262,10 +262,10 @@ def test_prune_needs_older_than() -> None:
         command("prune")
 
 
-# --- two resyncs at once (PostgreSQL) ---------------------------------------------------------
+# --- two resyncs at once (a server database) ------------------------------------------------
 
 
-@pytest.mark.postgres
+@pytest.mark.server_db
 @pytest.mark.django_db(transaction=True)
 def test_two_resyncs_at_once_do_the_work_once(gets) -> None:
     tasks = [

@@ -217,10 +217,10 @@ def test_transient_create_failures_lose_and_duplicate_nothing(cloud, successes) 
     assert set(report.polled) <= set(polled.values_list("task_id", flat=True))
 
 
-# --- sibling results at the same moment (PostgreSQL: real row locks) --------------------------
+# --- sibling results at the same moment (a server database: real row locks) -------------------
 
 
-@pytest.mark.postgres
+@pytest.mark.server_db
 def test_sibling_results_at_once_leave_every_submission_ready() -> None:
     """Both tasks of a submission succeed in two concurrent requests: the submission must end
     ``ready`` with one ``submission_processed``, not stay ``processing`` because each request
@@ -430,7 +430,7 @@ def running(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] != "Z"
 
 
-@pytest.mark.postgres
+@pytest.mark.server_db
 def test_worker_killed_inside_the_create_call(cloud, settings, workers, successes) -> None:
     settings.TAPESTRY_MEDIA = cloud_settings(cloud, HTTP_RETRIES=0, READ_TIMEOUT=60)
     # The API creates the task, then takes its time to answer: the worker dies waiting.
@@ -489,7 +489,7 @@ def clip(settings, tmp_path) -> str:
         return default_storage.save("uploads/clip.mp4", handle)
 
 
-@pytest.mark.postgres
+@pytest.mark.server_db
 def test_worker_killed_while_ffmpeg_runs(settings, workers, clip) -> None:
     settings.TAPESTRY_MEDIA = {
         "BACKEND": "local",

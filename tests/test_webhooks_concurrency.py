@@ -1,4 +1,5 @@
-"""Concurrent deliveries on PostgreSQL: a connection per thread, all released on a barrier."""
+"""Concurrent deliveries on a server database (PostgreSQL, MariaDB): a connection per thread,
+all released on a barrier."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from tapestry_media.testing.webhooks import SignedWebhook, build_webhook, webhoo
 
 from .helpers import submitted_upload
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.server_db, pytest.mark.django_db(transaction=True)]
 
 
 THREADS = 20

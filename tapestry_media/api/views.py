@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from django.db import transaction
+from django.db import router, transaction
 from django.db.models import F, Prefetch, Q, QuerySet
 from django.urls import URLPattern
 from rest_framework import exceptions, generics, status
@@ -274,7 +274,7 @@ class TaskList(ListPolicy, generics.ListCreateAPIView[Task]):
             # No submission to take them from: the request user owns the task.
             metadata["user_id"] = md.user_public_id(request.user.pk)
         try:
-            with transaction.atomic():
+            with transaction.atomic(using=router.db_for_write(Task)):
                 task = pipeline.submit(
                     input=submission.file.name or "" if submission is not None else data["input"],
                     kind=data["kind"],

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import SuspiciousOperation
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -61,7 +61,7 @@ class LocalBackend(BaseBackend):
             webhook_url=spec.webhook_url,
         )
         try:
-            with transaction.atomic():
+            with transaction.atomic(using=router.db_for_write(LocalJob)):
                 job.save()
         except IntegrityError:  # the same key, created concurrently: replay it
             return self._as_remote(LocalJob.objects.get(idempotency_key=idempotency_key))
@@ -127,4 +127,6 @@ def is_abandoned(job: LocalJob, lease_seconds: int) -> bool:
 
 
 def enqueue_run(job_pk: int) -> None:
-    transaction.on_commit(lambda: enqueue(run_local_job, job_pk))
+    transaction.on_commit(
+        lambda: enqueue(run_local_job, job_pk), using=router.db_for_write(LocalJob)
+    )

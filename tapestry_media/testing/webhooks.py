@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from django.conf import settings as django_settings
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import connections, router
 from django.test import Client, override_settings
 from django.urls import reverse
 
@@ -196,14 +196,16 @@ def post_webhook(
     status: str = "succeeded",
     *,
     execute_on_commit: bool = True,
-    using: str = DEFAULT_DB_ALIAS,
+    using: str | None = None,
     **options: Any,
 ) -> Any:
     """POST a signed webhook through a Django test ``client`` and return the response.
 
     Pass a Task (with ``status`` and :func:`build_webhook` options) or a ready
     :class:`SignedWebhook`. With ``execute_on_commit`` the on-commit callbacks the request
-    registered (the host signals) run before this returns, also inside a test transaction.
+    registered (the host signals) run before this returns, also inside a test transaction;
+    ``using`` is the alias they were registered on (by default the one the router gives this
+    app's models).
     """
     if isinstance(task_or_webhook, SignedWebhook):
         webhook = task_or_webhook
@@ -216,11 +218,12 @@ def post_webhook(
 
 
 @contextmanager
-def run_on_commit_callbacks(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+def run_on_commit_callbacks(using: str | None = None) -> Iterator[None]:
     """Run the on-commit callbacks registered in the block when it ends, as a commit would,
     and forget them, so an enclosing ``captureOnCommitCallbacks(execute=True)`` does not run
-    them a second time. In autocommit (transactional tests) callbacks already ran at once."""
-    conn = connections[using]
+    them a second time. In autocommit (transactional tests) callbacks already ran at once.
+    ``using`` defaults to the alias the database router gives this app's models."""
+    conn = connections[using or router.db_for_write(Task)]
     start = len(conn.run_on_commit)
     try:
         yield

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.db import transaction
 
 from tapestry_media import aggregate
 from tapestry_media.local.engine import find_ffmpeg
@@ -63,13 +64,14 @@ def portrait() -> tuple[str, str]:
 def finish(submission: Submission, **urls: str) -> None:
     """Mark the named steps done with these output URLs, as the engine would, and the rest
     of the steps failed when ``urls`` is empty."""
-    for task in submission.tasks.all():
-        if urls:
-            task.status, task.output_url, task.progress = Status.SUCCEEDED, urls[task.name], 100
-        else:
-            task.status, task.error = Status.FAILED, {"message": "the engine gave up"}
-        task.save()
-    aggregate.refresh(submission.pk, submission.file_generation)
+    with transaction.atomic():  # refresh locks the submission, where the database can
+        for task in submission.tasks.all():
+            if urls:
+                task.status, task.output_url, task.progress = Status.SUCCEEDED, urls[task.name], 100
+            else:
+                task.status, task.error = Status.FAILED, {"message": "the engine gave up"}
+            task.save()
+        aggregate.refresh(submission.pk, submission.file_generation)
 
 
 def no_horizontal_scroll(page: Any) -> None:
