@@ -1,0 +1,314 @@
+"""Webhook throughput against the peers a host would pick instead (issue 12's targets).
+
+    python -m bench.peers [--rounds 5] [--seconds 8] [--tasks 10000] [--connections 16]
+
+One gunicorn (2 sync workers, ``CONN_MAX_AGE`` 600) serves three endpoints on the same
+PostgreSQL database:
+
+* ``bare`` — a plain Django view: the same HMAC, then in one transaction an INSERT into a minimal
+  event table (unique key) and a locked UPDATE of a minimal task table (``bench/views.py``,
+  ``bench/minimal``: the host's own tables, not the app's);
+* ``drf`` — a DRF ``APIView`` doing the same;
+* ``app`` — the app's endpoint (``/tapestry/webhooks/ittybit/``).
+
+Each run: the side's tables are emptied and 10,000 pending tasks preloaded (for the app one
+submission each), ``VACUUM ANALYZE``; the signed bodies — one distinct first ``succeeded``
+delivery per task — are written to a file ahead; then ``wrk`` (one thread, 16 connections,
+``Connection: close``, pinned to one CPU with ``taskset``) sends them for ``--seconds``
+(``bench/deliveries.lua``). Rounds interleave the sides (the order rotates and reverses).
+
+Per run: requests/s and latency (wrk), CPU per delivery of the gunicorn workers and of the
+PostgreSQL backends serving them (``/proc/<pid>/stat``), the HOT share of the updates of the
+task and submission tables (``pg_stat_user_tables``: ``n_tup_hot_upd / n_tup_upd`` over the run),
+and the CPU the rest of the machine used meanwhile (``/proc/stat`` minus ours), since the
+machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import harness
+
+LUA = Path(__file__).with_name("deliveries.lua")
+
+#: side -> (path, the tables its deliveries update, for the HOT share)
+SIDES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "bare": (harness.BARE_PATH, ("bench_minimal_peertask",)),
+    "drf": (harness.DRF_PATH, ("bench_minimal_peertask",)),
+    "app": (harness.WEBHOOK_PATH, ("tapestry_media_task", "tapestry_media_submission")),
+}
+
+
+@dataclass
+class Run:
+    side: str
+    rate: float
+    answered: int
+    p50_ms: float
+    p99_ms: float
+    app_cpu_ms: float  # gunicorn workers, per delivery
+    db_cpu_ms: float  # PostgreSQL backends serving them, per delivery
+    other_cores: float  # CPU the rest of the machine used during the run, in cores
+    hot: dict[str, tuple[int, int]] = field(default_factory=dict)  # table -> (hot, updates)
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("wrk is not installed (scripts/bench.sh installs the Debian package)")
+    return found
+
+
+def bench_cpu() -> int:
+    """The CPU wrk is pinned to: the last one (gunicorn and PostgreSQL are not pinned)."""
+    return max(os.sched_getaffinity(0))
+
+
+def prepare_side(side: str, tasks: int, prefix: str, directory: Path) -> Path:
+    """Empty the side's tables, preload ``tasks`` pending tasks, write the signed bodies, VACUUM
+    ANALYZE. Returns the bodies file."""
+    from django.db import connection
+
+    harness.reset_tables()
+    if side == "app":
+        rows = harness.seed_tasks(tasks, prefix=prefix, steps=1)
+    else:
+        rows = harness.seed_peer_tasks(tasks, prefix=prefix)
+    path = directory / f"{prefix}.txt"
+    with path.open("wb") as handle:
+        for row in rows:
+            body = harness.task_body(row, "succeeded")
+            handle.write(harness.sign(body)["Ittybit-Signature"].encode() + b" " + body + b"\n")
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+    return path
+
+
+def table_updates(tables: tuple[str, ...]) -> dict[str, tuple[int, int]]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, n_tup_hot_upd, n_tup_upd FROM pg_stat_user_tables "
+            "WHERE relname = ANY(%s)",
+            [list(tables)],
+        )
+        return {name: (hot, upd) for name, hot, upd in cursor.fetchall()}
+
+
+def client_backends() -> list[int]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def machine_busy() -> float:
+    """Busy CPU seconds of the whole machine so far (/proc/stat)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    values = [int(v) for v in fields]
+    idle = values[3] + values[4]
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def one_run(
+    server: harness.Server, side: str, *, tasks: int, seconds: float, connections: int,
+    prefix: str, directory: Path, warm: bool = False,
+) -> Run:  # fmt: skip
+    path, tables = SIDES[side]
+    bodies = prepare_side(side, tasks, prefix, directory)
+    before_updates = table_updates(tables)
+    workers = server.worker_pids()
+    backends = client_backends()
+    cpu_before = harness.cpu_seconds([*workers, *backends])
+    busy_before = machine_busy()
+    children_before = os.times()
+    argv = [
+        "taskset", "-c", str(bench_cpu()), ensure_wrk(), "-t1", f"-c{connections}",
+        f"-d{seconds:g}s", "--timeout", "30s", "-s", str(LUA),
+        f"http://127.0.0.1:{server.port}", "--", str(bodies), path,
+    ]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 120, check=False)
+    children_after = os.times()
+    busy = machine_busy() - busy_before
+    backends_after = client_backends()
+    cpu_after = harness.cpu_seconds([*workers, *backends_after])
+    line = next((s for s in done.stdout.splitlines() if s.startswith("WRK ")), None)
+    if done.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout}\n{done.stderr}")
+    result = json.loads(line[4:])
+    answered = result["statuses"].get("200", 0)
+    problems = {k: v for k, v in result["errors"].items() if v}
+    if set(result["statuses"]) != {"200"} or problems:
+        raise AssertionError(f"{side}: answers {result['statuses']}, errors {problems}")
+    if answered >= result["prepared"]:
+        raise AssertionError(f"{side}: the {result['prepared']} prepared deliveries ran out")
+    if not warm and sorted(backends_after) != sorted(backends):
+        # CONN_MAX_AGE keeps one connection per worker; a new one would escape the CPU meter.
+        raise AssertionError(f"{side}: database connections changed {backends} -> {backends_after}")
+    wrk_cpu = (children_after.children_user + children_after.children_system) - (
+        children_before.children_user + children_before.children_system
+    )
+    app_cpu = sum(cpu_after[p] - cpu_before.get(p, 0.0) for p in workers if p in cpu_after)
+    db_cpu = sum(cpu_after[p] - cpu_before.get(p, 0.0) for p in backends if p in cpu_after)
+    wall = result["duration_us"] / 1e6
+    hot = _updates_after(tables, before_updates, answered)
+    return Run(
+        side=side,
+        rate=answered / wall,
+        answered=answered,
+        p50_ms=result["latency_us"]["p50"] / 1000,
+        p99_ms=result["latency_us"]["p99"] / 1000,
+        app_cpu_ms=app_cpu / answered * 1000,
+        db_cpu_ms=db_cpu / answered * 1000,
+        other_cores=max(0.0, busy - app_cpu - db_cpu - wrk_cpu) / wall,
+        hot=hot,
+    )
+
+
+def _updates_after(
+    tables: tuple[str, ...], before: dict[str, tuple[int, int]], answered: int
+) -> dict[str, tuple[int, int]]:
+    """(HOT updates, updates) of each table during the run. The server's backends report their
+    counts to the statistics a moment after they go idle: wait until the first table (one update
+    per delivery) shows them all."""
+    deadline = time.monotonic() + 20
+    while True:
+        now = table_updates(tables)
+        delta = {t: (now[t][0] - before[t][0], now[t][1] - before[t][1]) for t in tables}
+        if delta[tables[0]][1] >= answered or time.monotonic() > deadline:
+            return delta
+        time.sleep(0.25)
+
+
+def hot_share(runs: list[Run], table: str) -> float:
+    hot = sum(r.hot[table][0] for r in runs)
+    updates = sum(r.hot[table][1] for r in runs)
+    return hot / updates if updates else float("nan")
+
+
+def run(
+    *, rounds: int = 5, seconds: float = 8.0, tasks: int = 10_000, connections: int = 16,
+    sides: tuple[str, ...] = ("bare", "drf", "app"), say: Any = print,
+) -> dict[str, Any]:  # fmt: skip
+    ensure_wrk()
+    load_before = os.getloadavg()
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    runs: dict[str, list[Run]] = {side: [] for side in sides}
+    with tempfile.TemporaryDirectory(prefix="bench-peers-") as tmp, harness.gunicorn(
+        workers=2, sync=True
+    ) as server:
+        directory = Path(tmp)
+        for side in sides:  # warm-up: imports, connections, caches; not counted
+            one_run(server, side, tasks=2000, seconds=2, connections=connections,
+                    prefix=f"warm{side}", directory=directory, warm=True)  # fmt: skip
+        for round_ in range(rounds):
+            order = list(sides[round_ % len(sides) :] + sides[: round_ % len(sides)])
+            if round_ % 2:
+                order.reverse()
+            for side in order:
+                r = one_run(server, side, tasks=tasks, seconds=seconds, connections=connections,
+                            prefix=f"r{round_}{side}", directory=directory)  # fmt: skip
+                runs[side].append(r)
+                hot = ", ".join(
+                    f"{t.rsplit('_', 1)[1]} HOT {h}/{u}" for t, (h, u) in r.hot.items()
+                )
+                say(
+                    f"  peers round {round_ + 1} {side:<4} {r.rate:7.1f} req/s  p50 "
+                    f"{r.p50_ms:5.1f} ms  p99 {r.p99_ms:6.1f} ms  CPU/delivery: gunicorn "
+                    f"{r.app_cpu_ms:5.2f} ms, PostgreSQL {r.db_cpu_ms:5.2f} ms; {hot}; "
+                    f"others {r.other_cores:.2f} cores",
+                    flush=True,
+                )
+    return summarize(runs, {
+        "rounds": rounds, "seconds": seconds, "tasks": tasks, "connections": connections,
+        "started": started, "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+    })  # fmt: skip
+
+
+def summarize(runs: dict[str, list[Run]], config: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"runs": runs, "config": config, "ratios": {}}
+    if "app" in runs:
+        app = runs["app"]
+        for peer in ("bare", "drf"):
+            if peer not in runs:
+                continue
+            per_round = [a.rate / p.rate for a, p in zip(app, runs[peer], strict=True)]
+            out["ratios"][peer] = {
+                "medians": statistics.median(r.rate for r in app)
+                / statistics.median(r.rate for r in runs[peer]),
+                "per_round": per_round,
+                "db_cpu": statistics.median(r.db_cpu_ms for r in app)
+                / statistics.median(r.db_cpu_ms for r in runs[peer]),
+            }
+        out["hot"] = {t: hot_share(app, t) for t in SIDES["app"][1]}
+    if "bare" in runs:
+        out["hot_peer"] = hot_share(runs["bare"], "bench_minimal_peertask")
+    return out
+
+
+def report(result: dict[str, Any]) -> list[str]:
+    lines = []
+    for side, runs in result["runs"].items():
+        lines.append(
+            f"{side:<4} {harness.spread([r.rate for r in runs])} req/s;"
+            f" p50 {harness.spread([r.p50_ms for r in runs])} ms,"
+            f" p99 {harness.spread([r.p99_ms for r in runs])} ms;"
+            f" CPU per delivery: gunicorn {harness.spread([r.app_cpu_ms for r in runs], '{:.2f}')}"
+            f" ms, PostgreSQL {harness.spread([r.db_cpu_ms for r in runs], '{:.2f}')} ms;"
+            f" others {harness.spread([r.other_cores for r in runs], '{:.2f}')} cores"
+        )
+    for peer, ratio in result["ratios"].items():
+        lines.append(
+            f"app/{peer}: {ratio['medians']:.3f} (medians); per round "
+            f"{harness.spread(ratio['per_round'], '{:.3f}')}; PostgreSQL CPU per delivery "
+            f"app/{peer} {ratio['db_cpu']:.2f}x"
+        )
+    if "hot" in result:
+        lines.append(
+            "HOT updates (app): "
+            + ", ".join(f"{t} {share:.1%}" for t, share in result["hot"].items())
+            + (f"; peer task table {result['hot_peer']:.1%}" if "hot_peer" in result else "")
+        )
+    c = result["config"]
+    lines.append(
+        f"{c['rounds']} rounds x {c['seconds']:g} s, {c['tasks']} tasks, {c['connections']}"
+        f" connections; started {c['started']}; load average before"
+        f" {c['loadavg_before'][0]:.2f}, after {c['loadavg_after'][0]:.2f}"
+    )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--tasks", type=int, default=10_000)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--sides", default="bare,drf,app")
+    args = parser.parse_args()
+    harness.prepare()
+    result = run(
+        rounds=args.rounds, seconds=args.seconds, tasks=args.tasks,
+        connections=args.connections, sides=tuple(args.sides.split(",")),
+    )  # fmt: skip
+    print("\n".join(report(result)))
+
+
+if __name__ == "__main__":
+    main()
