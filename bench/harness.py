@@ -143,7 +143,9 @@ class Server:
 
 
 @contextmanager
-def gunicorn(workers: int = 2, threads: int = 4, *, sync: bool = False, **env: str) -> Iterator[Server]:
+def gunicorn(
+    workers: int = 2, threads: int = 4, *, sync: bool = False, **env: str
+) -> Iterator[Server]:
     """The bench site under gunicorn: gthread workers with keep-alive, or with ``sync`` the
     default sync workers (one request at a time each, no keep-alive)."""
     port = free_port()
@@ -404,7 +406,11 @@ def task_body(task: Any, status: str, *, progress: int | None = None, event: boo
         "progress": 100 if status == "succeeded" else progress,
         "metadata": getattr(task, "metadata", {}),
         "output": (
-            {"url": f"https://cdn.example.test/{rid}.mp4", "kind": getattr(task, "kind", "video"), "format": "mp4"}
+            {
+                "url": f"https://cdn.example.test/{rid}.mp4",
+                "kind": getattr(task, "kind", "video"),
+                "format": "mp4",
+            }
             if status == "succeeded"
             else None
         ),

@@ -57,7 +57,9 @@ def _apply(body: bytes) -> tuple[int, dict[str, str]]:
             row.output_url = output.get("url", "") if isinstance(output, dict) else ""
             row.updated_at = now
             row.finished_at = now if status in ("succeeded", "failed") else None
-            row.save(update_fields=("status", "progress", "output_url", "updated_at", "finished_at"))
+            row.save(
+                update_fields=("status", "progress", "output_url", "updated_at", "finished_at")
+            )
     except IntegrityError:
         return 200, {"status": "duplicate"}
     except LookupError:

@@ -22,6 +22,9 @@ class PeerTask(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=("remote_id",), name="peer_task_remote_id")]
 
+    def __str__(self) -> str:
+        return self.remote_id
+
 
 class PeerEvent(models.Model):
     dedup_key = models.CharField(max_length=200)
@@ -32,3 +35,6 @@ class PeerEvent(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=("dedup_key",), name="peer_event_dedup_key")]
+
+    def __str__(self) -> str:
+        return self.dedup_key
