@@ -23,12 +23,13 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
-from . import pipeline
+from . import pipeline, webhooks
 from .api.outputs import output_src
 from .conf import BUILTIN_BACKENDS, get_settings
 from .links import safe_link
 from .metadata import is_valid_key
 from .models import Submission, SubmissionStatus, Task, WebhookEvent, metadata_q
+from .remote import PayloadError
 from .status import Status
 
 #: The seed's metadata keys: a bare search term is matched against each of them, exactly.
@@ -600,24 +601,14 @@ class TopicFilter(admin.SimpleListFilter):
 def reprocess(event_pk: int) -> str:
     """Apply a stored event's body again, as a new delivery of it would be. Returns the
     outcome (``applied``, ``unmatched``, ``stale``…) or ``error: …``."""
-    from . import webhooks
-    from .remote import PayloadError
-
     fields = ("pk", "body", "source", "dedup_key")
     event = WebhookEvent.objects.filter(pk=event_pk).only(*fields).first()
     if event is None:
         return "missing"
     try:
-        remote = webhooks.parse_body(event.body.encode()).task
-    except PayloadError as exc:
-        WebhookEvent.objects.filter(pk=event_pk).update(error=f"unparseable: {exc}")
+        return webhooks.reprocess(event).reason
+    except (PayloadError, webhooks.ProcessingError) as exc:
         return f"error: {exc}"
-    try:
-        scope = webhooks.scope_of(event.dedup_key)  # a scoped key's event stays in its scope
-        outcome = webhooks.process(event_pk, remote, source=event.source, backend=scope)
-    except webhooks.ProcessingError as exc:
-        return f"error: {exc}"
-    return outcome.reason
 
 
 @admin.register(WebhookEvent)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from . import statements
-from .models import Submission, SubmissionStatus
+from django.db import connections, router
+from django.utils import timezone
+
+from .models import Submission, SubmissionStatus, Task
 from .signals import send_after_commit, submission_processed
 from .status import TERMINAL, Status
 
@@ -37,20 +39,32 @@ def refresh(submission_id: int, generation: int) -> SubmissionStatus:
     two tasks of one submission finishing at once would otherwise each read the other as
     unfinished (write skew under READ COMMITTED) and leave the submission ``processing`` for
     good. The second to take the lock reads the first one's committed task. The lock also
-    reads the current status, so an unchanged aggregate costs no UPDATE."""
-    locked = statements.lock_submission(submission_id)
-    if locked is not None and locked[1] != generation:
-        return SubmissionStatus(locked[0])  # a newer file replaced this generation
-    new = aggregate(statements.steps(submission_id, generation))
+    reads the current status, so an unchanged aggregate costs no UPDATE. Callers hold the
+    task's lock already: task, then submission, is the one lock order."""
+    alias = router.db_for_write(Submission)
+    submissions = Submission.objects.using(alias).filter(pk=submission_id)
+    locked = None
+    if connections[alias].features.has_select_for_update:
+        rows = submissions.select_for_update().order_by().values_list("status", "file_generation")
+        locked = rows.first()
+        if locked is not None and locked[1] != generation:
+            return SubmissionStatus(locked[0])  # a newer file replaced this generation
+    steps = Task.objects.using(alias).filter(submission_id=submission_id, generation=generation)
+    new = aggregate(steps.order_by().values_list("is_primary", "status"))
     if locked is not None and locked[0] == new:
         return new
     done = new in (SubmissionStatus.READY, SubmissionStatus.PARTIAL, SubmissionStatus.FAILED)
-    changed = statements.update_submission(submission_id, generation, new, done=done)
+    now = timezone.now()
+    changed = (
+        submissions.filter(file_generation=generation)
+        .exclude(status=new)
+        .update(status=new, processed_at=now if done else None, updated_at=now)
+    )
     if changed and done and submission_processed.has_listeners(Submission):
         send_after_commit(
             submission_processed,
             Submission,
-            submission=Submission.objects.get(pk=submission_id),
+            submission=submissions.get(),
             status=new,
         )
     return new

@@ -33,7 +33,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from . import dispatch, engine, pipeline, reconcile
+from . import dispatch, engine, pipeline, webhooks
 from . import metadata as md
 from .backends import BackendError, BaseBackend, TransientBackendError, get_backend, local_run
 from .backends.local import LocalBackend
@@ -413,7 +413,7 @@ def fetch(task: Task, backend: BaseBackend) -> None:
         raise CommandError(
             f"could not fetch task {task.remote_id} from the {backend.name} backend: {exc.message}"
         ) from exc
-    reconcile.apply(remote, source="poll", task_pk=task.pk)
+    webhooks.record_poll(remote, task_pk=task.pk)
 
 
 @contextlib.contextmanager

@@ -22,8 +22,8 @@ from .conf import get_settings
 from .inputs import resolve_input
 from .models import Task
 from .remote import RemoteTask
-from .signals import send_after_commit, task_submitted
 from .status import Status
+from .webhooks import apply_unmatched
 
 logger = logging.getLogger("tapestry_media.dispatch")
 
@@ -72,29 +72,11 @@ def claim(task_pk: int) -> Task | None:
 
 
 def record_reply(task_pk: int, remote: RemoteTask) -> None:
-    with transaction.atomic():
-        task = Task.objects.select_for_update().get(pk=task_pk)
-        previous = task.status
-        fields = ["submitted_at", "updated_at"]
-        task.submitted_at = timezone.now()
-        if task.status == Status.SUBMITTING:
-            task.status = Status.PENDING
-            task.raw_status = remote.raw_status[: reconcile.RAW_STATUS_LENGTH]
-            task.error = None
-            fields += ["status", "raw_status", "error"]
-        if task.status == Status.SUPERSEDED and not task.remote_id:
-            task.remote_id = remote.id  # so a later report for it is matched, and ignored
-            fields.append("remote_id")
-        fields += reconcile.merge(task, remote)
-        task.save(update_fields=sorted(set(fields)))
-        send_after_commit(task_submitted, Task, task=task)
-        if task.status != previous:
-            reconcile.send_signals(task, previous, "submit")
-            if task.submission_id is not None:
-                aggregate.refresh(task.submission_id, task.generation)
-    from .webhooks import apply_unmatched
-
-    apply_unmatched(task)
+    """Apply the create call's reply (no event is stored for it), then the results that
+    arrived before the task knew its remote id."""
+    outcome = reconcile.apply(remote, source=reconcile.SUBMIT, task_pk=task_pk)
+    if outcome.task is not None:
+        apply_unmatched(outcome.task)
 
 
 def give_back(task: Task, exc: BackendError) -> str:

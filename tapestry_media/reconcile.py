@@ -1,9 +1,19 @@
 """Apply one remote report (a webhook, a polled state, the local engine, a create reply) to
-one Task. The only place a remote report changes a Task.
+one Task: the only place a remote report changes a Task.
 
-Rules: find the task by remote id, else by the correlation key echoed in the metadata; lock
-the row briefly; move its status only forward; a report for an older attempt or a superseded
-task is recorded and ignored; host signals go out after commit.
+:func:`apply` runs one transaction on the database the router gives these models:
+
+1. find the task (:func:`find_task`: by remote id, else by the correlation key echoed in the
+   metadata) and lock its row — first, before anything that points at it is written;
+2. store the event row, when the report came with a new one (no savepoint: a repeat's
+   ``IntegrityError`` ends the transaction, and the caller counts the repeat);
+3. merge the report into the task, forward only, and save it (``Task.save``);
+4. refresh the submission's aggregate status (it locks the submission row: task, then
+   submission, everywhere);
+5. mark a stored event processed;
+
+and host signals go out after commit. A report for an older attempt or a superseded task is
+recorded and changes nothing.
 """
 
 from __future__ import annotations
@@ -13,18 +23,23 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import router, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from . import aggregate, statements
+from . import aggregate
 from .conf import get_settings
+from .database import retry_on_conflict
 from .links import drop_unsafe_links, is_safe_link
-from .models import Task
+from .models import Task, WebhookEvent
 from .remote import RemoteTask
-from .signals import send_after_commit, task_failed, task_succeeded, task_updated
+from .signals import send_after_commit, task_failed, task_submitted, task_succeeded, task_updated
 from .status import TERMINAL, Status, can_apply_remote
 
 logger = logging.getLogger("tapestry_media.reconcile")
+
+#: ``source`` of a create call's reply (no event is stored for it).
+SUBMIT = "submit"
 
 # Column sizes: a longer value from the API must not fail the update (PostgreSQL enforces them).
 RAW_STATUS_LENGTH = Task._meta.get_field("raw_status").max_length or 40
@@ -45,37 +60,79 @@ class Outcome:
 
 
 def apply(
-    remote: RemoteTask, *, source: str, task_pk: int | None = None, backend: str | None = None
+    remote: RemoteTask,
+    *,
+    source: str,
+    event: WebhookEvent | None = None,
+    scope: str | None = None,
+    task_pk: int | None = None,
 ) -> Outcome:
-    """Apply ``remote`` in its own short transaction (or the caller's)."""
-    with transaction.atomic():
-        return apply_in_transaction(remote, source=source, task_pk=task_pk, backend=backend)
+    """Apply ``remote`` in one transaction (a savepoint inside the caller's).
+
+    ``event``: an unsaved :class:`WebhookEvent` is inserted with the task it matched (an
+    ``IntegrityError`` then means its dedup key is taken: a repeat, and nothing was written);
+    a stored one is marked processed. ``scope`` (a backend name, from a scoped webhook key)
+    restricts the match to that backend's tasks. ``task_pk`` names the task outright (a poll,
+    a create reply, a stored event matched late); its scope is still checked.
+
+    A deadlock or serialization failure is retried here, when this is the outermost
+    transaction; anything else propagates with nothing written.
+    """
+    alias = router.db_for_write(Task)
+    stored = event is not None and not event._state.adding
+
+    def attempt() -> Outcome:
+        with transaction.atomic(using=alias):
+            return _apply_in_transaction(remote, source, event, stored, scope, task_pk, alias)
+
+    if transaction.get_connection(alias).in_atomic_block:
+        return attempt()
+    return retry_on_conflict(attempt, alias=alias)
 
 
-def apply_in_transaction(
-    remote: RemoteTask, *, source: str, task_pk: int | None = None, backend: str | None = None
+def _apply_in_transaction(
+    remote: RemoteTask,
+    source: str,
+    event: WebhookEvent | None,
+    stored: bool,
+    scope: str | None,
+    task_pk: int | None,
+    alias: str,
 ) -> Outcome:
-    """:func:`apply` inside the caller's transaction (no savepoint of its own). With
-    ``task_pk`` the task is taken by primary key, without looking at ids or metadata; with
-    ``backend`` only a task of that backend matches (a scoped webhook key)."""
-    if not transaction.get_connection().in_atomic_block:
-        raise transaction.TransactionManagementError("apply_in_transaction needs a transaction")
-    task = _locked_task(remote, task_pk, backend)
+    task = find_task(remote, scope=scope, task_pk=task_pk, using=alias)
+    if event is not None and not stored:
+        event.pk = None  # an earlier attempt's insert was rolled back with it
+        event.task = task
+        event.processed_at = timezone.now()
+        event.save(force_insert=True, using=alias)
     if task is None:
-        return Outcome(None, False, "unmatched")
-    return _apply_locked(task, remote, source=source)
+        outcome = Outcome(None, False, "unmatched")
+    elif source == SUBMIT:
+        outcome = _take_reply(task, remote)
+    else:
+        outcome = _apply_locked(task, remote, source=source)
+    if event is not None and stored:
+        _mark_processed(event, outcome, alias)
+    return outcome
 
 
-def _locked_task(remote: RemoteTask, task_pk: int | None, backend: str | None) -> Task | None:
+def find_task(
+    remote: RemoteTask, *, scope: str | None = None, task_pk: int | None = None, using: str
+) -> Task | None:
+    """The task ``remote`` reports on, locked for the rest of the transaction where the
+    database has row locks: the one named by ``task_pk``; else the one with ``remote.id``;
+    else the one whose correlation key ``remote`` echoes. With a ``scope`` only that
+    backend's tasks match."""
+    tasks: QuerySet[Task] = Task.objects.using(using).select_for_update().order_by()
+    if scope is not None:
+        tasks = tasks.filter(backend=scope)
     if task_pk is not None:
-        return statements.lock_task("id", task_pk, backend=backend)
-    task = statements.lock_task("remote_id", remote.id, backend=backend)
-    if task is not None:
-        return task
+        return tasks.filter(pk=task_pk).first()
+    found = tasks.filter(remote_id=remote.id).first()
+    if found is not None:
+        return found
     correlation = correlation_of(remote)
-    if correlation is None:
-        return None
-    return statements.lock_task("uuid", correlation, backend=backend)
+    return None if correlation is None else tasks.filter(uuid=correlation).first()
 
 
 def correlation_of(remote: RemoteTask) -> uuid.UUID | None:
@@ -109,12 +166,48 @@ def _apply_locked(task: Task, remote: RemoteTask, *, source: str) -> Outcome:
     changed = merge(task, remote)
     if not changed:
         return Outcome(task, False, "stale" if remote.status else "unknown_status")
-    statements.save_task(task, changed)
-    # Registered first, so the task's signals go out before ``submission_processed``.
-    send_signals(task, previous, source)
-    if "status" in changed and task.submission_id is not None:
-        aggregate.refresh(task.submission_id, task.generation)
+    _save(task, changed, previous, source)
     return Outcome(task, True, "applied")
+
+
+def _take_reply(task: Task, remote: RemoteTask) -> Outcome:
+    """The create call's reply: the task is submitted (``submitting`` → ``pending``), learns
+    its remote id, and takes whatever state the reply already reports."""
+    previous = task.status
+    task.submitted_at = timezone.now()
+    changed = ["submitted_at"]
+    if task.status == Status.SUBMITTING:
+        task.status = Status.PENDING
+        task.raw_status = remote.raw_status[:RAW_STATUS_LENGTH]
+        task.error = None
+        changed += ["status", "raw_status", "error"]
+    if task.status == Status.SUPERSEDED and not task.remote_id:
+        task.remote_id = remote.id  # so a later report for it is matched, and ignored
+        changed.append("remote_id")
+    changed += merge(task, remote)
+    send_after_commit(task_submitted, Task, task=task)
+    _save(task, changed, previous, SUBMIT, notify=task.status != previous)
+    return Outcome(task, True, "submitted")
+
+
+def _save(
+    task: Task, changed: list[str], previous: str, source: str, *, notify: bool = True
+) -> None:
+    """Store the changed fields (``updated_at`` with them: ``auto_now``), send the signals
+    after commit and, when the status moved, refresh the submission."""
+    task.save(update_fields=sorted({*changed, "updated_at"}))
+    if notify:  # registered first, so the task's signals go out before ``submission_processed``
+        send_signals(task, previous, source)
+    if task.status != previous and task.submission_id is not None:
+        aggregate.refresh(task.submission_id, task.generation)
+
+
+def _mark_processed(event: WebhookEvent, outcome: Outcome, alias: str) -> None:
+    fields: dict[str, object] = {"processed_at": timezone.now(), "error": ""}
+    # An unmatched outcome leaves ``task`` alone: the event may have been matched meanwhile.
+    if outcome.task is not None:
+        fields["task"] = outcome.task
+    WebhookEvent.objects.using(alias).filter(pk=event.pk).update(**fields)
 
 
 def merge(task: Task, remote: RemoteTask) -> list[str]:

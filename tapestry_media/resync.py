@@ -3,8 +3,8 @@
 For tasks untouched for ``stale_after`` (``TAPESTRY_MEDIA["STALE_AFTER"]`` by default):
 
 * ``pending``/``processing`` with a remote id → a ``poll_task`` job: ``backend.get`` and
-  :func:`reconcile.apply` (source "poll"). Tasks on a backend that cannot ``get`` are
-  reported and left to their webhooks.
+  :func:`webhooks.record_poll` (stored as an event with source "poll", then applied).
+  Tasks on a backend that cannot ``get`` are reported and left to their webhooks.
 * ``created`` (whose submit job was lost) and ``submitting`` (whose worker died) → the submit
   job again; the idempotency key makes a repeated create return the same remote task.
 * with ``failed=True``: failed tasks of the current file generation → a new attempt.
@@ -27,7 +27,7 @@ from django.db import transaction
 from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
-from . import jobs, reconcile
+from . import jobs, webhooks
 from ._tasks import JobDefinition
 from .backends import BackendError, TransientBackendError, get_backend
 from .conf import get_settings
@@ -131,7 +131,7 @@ def poll(task_pk: int) -> str:
     except BackendError as exc:
         logger.error("polling task %s failed: %s", task_pk, exc)
         return f"error: {exc.message}"
-    return reconcile.apply(remote, source="poll", task_pk=task_pk).reason
+    return webhooks.record_poll(remote, task_pk=task_pk).reason
 
 
 # --- which rows ---------------------------------------------------------------------------------

@@ -30,7 +30,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db import transaction
+from django.db import router, transaction
+from django.db.models import Model
 from django.dispatch import Signal
 
 logger = logging.getLogger("tapestry_media.signals")
@@ -47,8 +48,10 @@ class SubmitVetoed(Exception):
     """Raised by a ``task_pre_submit`` receiver to skip a task."""
 
 
-def send_after_commit(signal: Signal, sender: type, **kwargs: Any) -> None:
-    transaction.on_commit(lambda: send_now(signal, sender, **kwargs))
+def send_after_commit(signal: Signal, sender: type[Model], **kwargs: Any) -> None:
+    """Send once the transaction on ``sender``'s database (as the router gives it) commits."""
+    using = router.db_for_write(sender)
+    transaction.on_commit(lambda: send_now(signal, sender, **kwargs), using=using)
 
 
 def send_now(signal: Signal, sender: type, **kwargs: Any) -> None:

@@ -1,35 +1,36 @@
-"""Webhook deliveries: store each one, then apply it; results for unknown tasks wait for them.
+"""Webhook deliveries: store each one and apply it; results for unknown tasks wait for them.
 
 One delivery, after the view has checked its size and signature (dj-stripe's order):
 
 1. :func:`parse_body` — JSON → :class:`~tapestry_media.remote.RemoteEvent`.
-2. In one transaction: insert a :class:`WebhookEvent` (:func:`event_row`), matched to its task
-   and marked processed, then :func:`reconcile.apply_in_transaction` on that task. The event
-   and the task's change commit together. A repeat of a known event (same :func:`dedup_key`)
-   only bumps ``delivery_count`` and ``last_received_at`` (:func:`count_repeat`).
-3. If applying raises, the transaction rolls back and :func:`store_failure` keeps the event
-   with the error and :class:`ProcessingError` is raised; a repeat delivery of that event is
-   processed again.
+2. :func:`reconcile.apply` with a new :class:`WebhookEvent` (:func:`new_event`): in one
+   transaction the task is locked, the event inserted (matched and marked processed) and the
+   task changed; both commit together. A repeat of a known event (its :func:`dedup_key` is
+   taken) only bumps ``delivery_count`` and ``last_received_at`` (:func:`count_repeat`).
+3. If applying raises, the transaction rolls back, :func:`store_failure` keeps the event with
+   the error and :class:`ProcessingError` is raised; a repeat delivery of that event, or
+   :func:`reprocess`, applies it again.
 
-:func:`deliver` runs these steps; the local engine calls it too (``source="local"``).
-A result that matches no task is stored unmatched and applied by :func:`apply_unmatched` when
-the submit job learns the task's remote id; :func:`process` applies a stored event again.
+:func:`deliver` runs these steps; the local engine calls it too (``source="local"``), and a
+polled state is stored the same way (:func:`record_poll`). A result that matches no task is
+stored unmatched and applied by :func:`apply_unmatched` when the submit job learns the task's
+remote id.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import reconcile, statements
+from . import reconcile
 from .models import Task, WebhookEvent
 from .remote import PayloadError, RemoteEvent, RemoteTask, loads, parse_event
 
@@ -92,40 +93,60 @@ def deliver(
     (the event is then stored with the error, unprocessed).
     """
     event = parse_body(body)
-    row = event_row(event, body, source=source, headers=headers or {}, scheme=scheme, scope=scope)
+    row = new_event(event, body, source=source, headers=headers or {}, scheme=scheme, scope=scope)
+    return _record(event.task, row, source=source, scope=scope)
+
+
+def record_poll(remote: RemoteTask, *, task_pk: int) -> reconcile.Outcome:
+    """Store a polled state as an event (source ``poll``) and apply it to task ``task_pk``,
+    as a delivery of that state would be. A state polled before is only counted."""
+    body = json.dumps(remote.raw or {"id": remote.id, "status": remote.raw_status}).encode()
+    event = RemoteEvent(id=None, topic=f"task.{remote.raw_status}", task=remote)
+    row = new_event(event, body, source=WebhookEvent.Source.POLL, headers={}, scheme="")
+    receipt = _record(remote, row, source=WebhookEvent.Source.POLL, scope=None, task_pk=task_pk)
+    return receipt.outcome or reconcile.Outcome(None, False, "duplicate")
+
+
+def _record(
+    remote: RemoteTask,
+    row: WebhookEvent,
+    *,
+    source: str,
+    scope: str | None,
+    task_pk: int | None = None,
+) -> Receipt:
     try:
-        with transaction.atomic():
-            return _deliver_in_transaction(event.task, row, source=source, scope=scope)
+        outcome = reconcile.apply(remote, source=source, event=row, scope=scope, task_pk=task_pk)
+    except IntegrityError:
+        # Usually a repeat: its dedup key is taken. If no event has that key, some other
+        # constraint refused the row, and that is no repeat.
+        repeat = count_repeat(row.dedup_key)
+        if repeat is None:
+            raise
+        return _repeat(remote, repeat, source=source, scope=scope, task_pk=task_pk)
     except Exception as exc:
-        logger.exception("could not apply webhook for %s", event.task.id)
+        logger.exception("could not apply webhook for %s", remote.id)
         message = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR]
         raise ProcessingError(store_failure(row, message), message) from exc
+    if not outcome.matched:
+        logger.info("webhook for unknown task %s stored unmatched (event %s)", remote.id, row.pk)
+    return Receipt(row.pk, False, outcome)
 
 
-def _deliver_in_transaction(
-    remote: RemoteTask, row: dict[str, Any], *, source: str, scope: str | None
+def _repeat(
+    remote: RemoteTask, repeat: int, *, source: str, scope: str | None, task_pk: int | None
 ) -> Receipt:
-    """Insert the event already marked processed and matched to its task, then apply it: the
-    insert and the task's change commit together, or neither does. A repeat is only counted,
-    unless its event failed before; then it is processed again."""
-    inserted = statements.insert_event(
-        row, remote_id=remote.id, correlation=reconcile.correlation_of(remote), backend=scope
-    )
-    if inserted is not None:
-        event_pk, task_pk = inserted
-        if task_pk is None:
-            logger.info(
-                "webhook for unknown task %s stored unmatched (event %s)", remote.id, event_pk
-            )
-            return Receipt(event_pk, False, reconcile.Outcome(None, False, "unmatched"))
-        outcome = reconcile.apply_in_transaction(remote, source=source, task_pk=task_pk)
-        return Receipt(event_pk, False, outcome)
-    retried = count_repeat(row["dedup_key"])
-    if retried is None:
+    """A known event again (see :func:`count_repeat`): counted, unless its first delivery
+    failed; then it is applied again now."""
+    if repeat == COUNTED:
         return Receipt(None, True, None)
-    outcome = reconcile.apply_in_transaction(remote, source=source, backend=scope)
-    mark_processed(retried, outcome)
-    return Receipt(retried, False, outcome)
+    stored = WebhookEvent.objects.using(_alias()).get(pk=repeat)
+    try:
+        outcome = reconcile.apply(remote, source=source, event=stored, scope=scope, task_pk=task_pk)
+    except Exception as exc:
+        logger.exception("could not apply webhook event %s for %s", repeat, remote.id)
+        raise ProcessingError(repeat, _store_error(repeat, exc)) from exc
+    return Receipt(repeat, False, outcome)
 
 
 def parse_body(body: bytes) -> RemoteEvent:
@@ -159,7 +180,7 @@ def scope_of(key: str) -> str | None:
     return key.removeprefix(_SCOPED).partition("|")[0]
 
 
-def event_row(
+def new_event(
     event: RemoteEvent,
     body: bytes,
     *,
@@ -167,92 +188,97 @@ def event_row(
     headers: Mapping[str, str],
     scheme: str,
     scope: str | None = None,
-) -> dict[str, Any]:
-    """The columns of a new :class:`WebhookEvent` for ``event`` (processed now, no error)."""
+) -> WebhookEvent:
+    """An unsaved :class:`WebhookEvent` for ``event``: :func:`reconcile.apply` inserts it."""
     now = timezone.now()
-    return {
-        "dedup_key": dedup_key(event, body, scope),
-        "event_id": (event.id or "")[:200],
-        "topic": event.topic[:60],
-        "source": source,
-        "remote_task_id": event.task.id[:128],
-        "raw_status": event.task.raw_status[:40],
-        "body": body.decode("utf-8"),
-        "headers": kept_headers(headers),
-        "signature_scheme": scheme,
-        "first_received_at": now,
-        "last_received_at": now,
-        "delivery_count": 1,
-        "processed_at": now,
-        "error": "",
-    }
+    return WebhookEvent(
+        dedup_key=dedup_key(event, body, scope),
+        event_id=(event.id or "")[:200],
+        topic=event.topic[:60],
+        source=source,
+        remote_task_id=event.task.id[:128],
+        raw_status=event.task.raw_status[:40],
+        body=body.decode("utf-8"),
+        headers=kept_headers(headers),
+        signature_scheme=scheme,
+        first_received_at=now,
+        last_received_at=now,
+    )
+
+
+#: :func:`count_repeat`'s answer for a repeat that was only counted.
+COUNTED = 0
 
 
 def count_repeat(key: str) -> int | None:
-    """Bump the delivery count of event ``key``: one UPDATE for the usual repeat. A repeat of
-    a failed event also clears its error, and its pk is returned so it is processed again."""
-    now = timezone.now()
-    if statements.count_repeat(key, now):
-        return None
-    bump = {"delivery_count": F("delivery_count") + 1, "last_received_at": now}
-    rows = WebhookEvent.objects.filter(dedup_key=key)
+    """Bump the delivery count of event ``key``: one UPDATE for the usual repeat, answered
+    :data:`COUNTED`. A repeat of a failed event also clears its error, and its pk is returned
+    so it is processed again. ``None``: no event has that key."""
+    bump = {"delivery_count": F("delivery_count") + 1, "last_received_at": timezone.now()}
+    rows = WebhookEvent.objects.using(_alias()).filter(dedup_key=key)
+    if rows.filter(error="").update(**bump):
+        return COUNTED
     # Only one concurrent repeat wins the failed row (the filter on error re-checks it).
     if rows.exclude(error="").update(**bump, error=""):
         pk: int = rows.values_list("pk", flat=True).get()
         logger.info("re-processing webhook event %s after an earlier failure", pk)
         return pk
-    rows.update(**bump)  # lost that race: someone else is re-processing it
     return None
 
 
-def store_failure(row: Mapping[str, Any], message: str) -> int:
+def store_failure(row: WebhookEvent, message: str) -> int:
     """After a delivery's transaction rolled back: keep its event, unprocessed and unmatched,
     with the error, so that a repeat delivery processes it again. Returns the event's pk."""
+    alias = _alias()
+    failed = WebhookEvent(
+        **{f.attname: getattr(row, f.attname) for f in WebhookEvent._meta.concrete_fields},
+    )
+    # The rolled-back insert may have left its pk and match on the instance.
+    failed.pk, failed.task_id, failed.processed_at, failed.error = None, None, None, message
     try:
-        with _savepoint_if_in_transaction():
-            failed = WebhookEvent.objects.create(**{**row, "processed_at": None, "error": message})
+        with _savepoint_if_in_transaction(alias):
+            failed.save(force_insert=True, using=alias)
         return failed.pk
     except IntegrityError:
         pass
     # The event existed: a failed event failed again (its bump was rolled back with the rest),
     # or a concurrent delivery of it stored it meanwhile (then it keeps its own state).
-    rows = WebhookEvent.objects.filter(dedup_key=row["dedup_key"])
+    rows = WebhookEvent.objects.using(alias).filter(dedup_key=row.dedup_key)
     rows.update(delivery_count=F("delivery_count") + 1, last_received_at=timezone.now())
     rows.filter(processed_at__isnull=True).update(error=message)
     pk: int = rows.values_list("pk", flat=True).get()
     return pk
 
 
-def process(
-    event_pk: int,
-    remote: RemoteTask,
-    *,
-    source: str,
-    task_pk: int | None = None,
-    backend: str | None = None,
-) -> reconcile.Outcome:
-    """Apply ``remote`` and mark event ``event_pk`` processed (with the matched task). Pass
-    the event's scope (:func:`scope_of` its dedup key) as ``backend``."""
+def _store_error(event_pk: int, exc: Exception) -> str:
+    """Keep the reason a stored event could not be applied on it (unprocessed)."""
+    message = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR]
+    rows = WebhookEvent.objects.using(_alias()).filter(pk=event_pk)
+    rows.update(error=message, processed_at=None)
+    return message
+
+
+def reprocess(event: WebhookEvent, *, task_pk: int | None = None) -> reconcile.Outcome:
+    """Apply a stored event's body again, as a new delivery of it would be (the admin's
+    "Reprocess", and :func:`apply_unmatched`), in its own scope. Raises
+    :class:`~tapestry_media.remote.PayloadError` (kept on the event) for a body that no longer
+    parses and :class:`ProcessingError` when applying failed."""
     try:
-        outcome = reconcile.apply(remote, source=source, task_pk=task_pk, backend=backend)
+        remote = parse_body(event.body.encode()).task
+    except PayloadError as exc:
+        WebhookEvent.objects.using(_alias()).filter(pk=event.pk).update(error=f"unparseable: {exc}")
+        raise
+    scope = scope_of(event.dedup_key)  # a scoped key's event stays in its scope
+    try:
+        outcome = reconcile.apply(
+            remote, source=event.source, event=event, scope=scope, task_pk=task_pk
+        )
     except Exception as exc:
-        logger.exception("could not apply webhook event %s for %s", event_pk, remote.id)
-        message = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR]
-        WebhookEvent.objects.filter(pk=event_pk).update(error=message, processed_at=None)
-        raise ProcessingError(event_pk, message) from exc
-    mark_processed(event_pk, outcome)
+        logger.exception("could not apply webhook event %s for %s", event.pk, remote.id)
+        raise ProcessingError(event.pk, _store_error(event.pk, exc)) from exc
     if not outcome.matched:
-        logger.info("webhook for unknown task %s stored unmatched (event %s)", remote.id, event_pk)
+        logger.info("webhook for unknown task %s stays unmatched (event %s)", remote.id, event.pk)
     return outcome
-
-
-def mark_processed(event_pk: int, outcome: reconcile.Outcome) -> None:
-    fields: dict[str, object] = {"processed_at": timezone.now(), "error": ""}
-    # An unmatched outcome leaves ``task`` alone: apply_unmatched may have matched the event
-    # meanwhile, and NULL would undo that.
-    if outcome.task is not None:
-        fields["task"] = outcome.task
-    WebhookEvent.objects.filter(pk=event_pk).update(**fields)
 
 
 def apply_unmatched(task: Task) -> int:
@@ -261,20 +287,17 @@ def apply_unmatched(task: Task) -> int:
     if not task.remote_id:
         return 0
     applied = 0
-    pending = WebhookEvent.objects.filter(remote_task_id=task.remote_id, task__isnull=True)
+    pending = WebhookEvent.objects.using(_alias()).filter(
+        remote_task_id=task.remote_id, task__isnull=True
+    )
     fields = ("pk", "body", "source", "dedup_key")
     for event in pending.order_by("first_received_at", "pk").only(*fields):
         scope = scope_of(event.dedup_key)
         if scope is not None and scope != task.backend:
             continue  # vouched for by another backend's key: not for this task
         try:
-            remote = parse_body(event.body.encode()).task
-        except PayloadError as exc:
-            WebhookEvent.objects.filter(pk=event.pk).update(error=f"unparseable: {exc}")
-            continue
-        try:
-            outcome = process(event.pk, remote, source=event.source, task_pk=task.pk, backend=scope)
-        except ProcessingError:
+            outcome = reprocess(event, task_pk=task.pk)
+        except (PayloadError, ProcessingError):
             continue
         applied += int(outcome.changed)
     return applied
@@ -285,12 +308,16 @@ def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {name: lowered[name][:500] for name in KEPT_HEADERS if name in lowered}
 
 
+def _alias() -> str:
+    return router.db_for_write(WebhookEvent)
+
+
 @contextlib.contextmanager
-def _savepoint_if_in_transaction() -> Iterator[None]:
+def _savepoint_if_in_transaction(alias: str) -> Iterator[None]:
     """A failed INSERT needs a savepoint inside a transaction; in autocommit it needs nothing
     (and ``atomic()`` would cost an extra ``BEGIN`` on SQLite)."""
-    if transaction.get_connection().in_atomic_block:
-        with transaction.atomic():
+    if transaction.get_connection(alias).in_atomic_block:
+        with transaction.atomic(using=alias):
             yield
     else:
         yield

@@ -101,50 +101,6 @@ def other_user(django_user_model):
     return django_user_model.objects.create_user("bob", password="pw-bob")
 
 
-#: Test modules that run twice: with the result path's plain SQL and through the ORM, the path
-#: other databases take (tapestry_media/statements.py). A test pinning the SQL itself (query
-#: counts) is marked ``sql_statements`` and runs once, on the SQL path.
-BOTH_STATEMENT_PATHS = {
-    "tests.test_aggregate",
-    "tests.test_local_signing",
-    "tests.test_reconcile",
-    "tests.test_signals",
-    "tests.test_statements",
-    "tests.test_webhooks",
-    "tests.test_webhooks_concurrency",
-    "tests.test_webhooks_contract",
-}
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if metafunc.module.__name__ not in BOTH_STATEMENT_PATHS:
-        return
-    if metafunc.definition.get_closest_marker("sql_statements"):
-        return
-    if "statement_path" not in metafunc.fixturenames:
-        metafunc.fixturenames.append("statement_path")
-    # Direct, not indirect: a fixture only appended here never runs (pytest 9), so the
-    # ``orm`` runs took the SQL path; ``_statement_path`` below reads the parameter instead.
-    metafunc.parametrize("statement_path", ["sql", "orm"])
-
-
-@pytest.fixture
-def statement_path() -> str:
-    """``sql`` where a test asks for it outside the modules run both ways."""
-    return "sql"
-
-
-@pytest.fixture(autouse=True)
-def _statement_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``sql``: the statements as this database runs them by default; ``orm``: forced through
-    the ORM."""
-    from tapestry_media import statements
-
-    callspec = getattr(request.node, "callspec", None)
-    path = callspec.params.get("statement_path", "sql") if callspec else "sql"
-    monkeypatch.setattr(statements, "FORCE_ORM", path == "orm")
-
-
 def pytest_report_header(config: pytest.Config) -> str:
     import django
     from django.conf import settings

@@ -34,8 +34,8 @@ def test_aggregate_rule(steps, expected) -> None:
 
 
 def submission_updates(queries: CaptureQueriesContext) -> int:
-    table = Submission._meta.db_table
-    return sum(q["sql"].startswith(f'UPDATE "{table}"') for q in queries.captured_queries)
+    table = connection.ops.quote_name(Submission._meta.db_table)
+    return sum(q["sql"].startswith(f"UPDATE {table}") for q in queries.captured_queries)
 
 
 @pytest.mark.postgres

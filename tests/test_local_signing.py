@@ -147,14 +147,14 @@ def test_a_wrong_key_is_refused_for_a_local_payload(client) -> None:
 
 
 def test_a_repeat_of_a_failed_scoped_event_never_changes_a_cloud_task(client) -> None:
-    """The retry path looks the task up again (statements.lock_task): it keeps the scope."""
+    """The retry path looks the task up again (reconcile.find_task): it keeps the scope."""
     cloud = make_cloud_task("task_abc123")
     local = make_task("task_local_abc")
     down = OperationalError("database down")
     for task in (cloud, local):
         body = {"id": "evt_" + task.remote_id, "object": "event", "kind": "task.succeeded"}
         body["data"] = {"id": task.remote_id, "status": "succeeded"}
-        with mock.patch("tapestry_media.webhooks.statements.insert_event", side_effect=down):
+        with mock.patch("tapestry_media.reconcile.find_task", side_effect=down):
             assert post(client, body, derived_secret()).status_code == 500
         post(client, body, derived_secret())  # the repeat: processed again
     cloud.refresh_from_db()

@@ -224,9 +224,13 @@ def test_transient_create_failures_lose_and_duplicate_nothing(server, successes)
     # Each delivered event is one row; its repeats are counted on it, none lost.
     delivered = [d for d in server.deliveries if d.state == "delivered"]
     assert {d.status_code for d in delivered} == {200}
-    assert WebhookEvent.objects.count() == len({d.event_id for d in delivered})
-    assert sum(WebhookEvent.objects.values_list("delivery_count", flat=True)) == len(delivered)
+    webhook_events = WebhookEvent.objects.filter(source=WebhookEvent.Source.WEBHOOK)
+    assert webhook_events.count() == len({d.event_id for d in delivered})
+    assert sum(webhook_events.values_list("delivery_count", flat=True)) == len(delivered)
     assert WebhookEvent.objects.filter(task__isnull=True).count() == 0
+    # Each polled state is kept as an event too, on the task it was polled for.
+    polled = WebhookEvent.objects.filter(source=WebhookEvent.Source.POLL)
+    assert set(report.polled) <= set(polled.values_list("task_id", flat=True))
 
 
 # --- sibling results at the same moment (PostgreSQL: real row locks) --------------------------

@@ -103,7 +103,7 @@ def test_the_database_failing_is_still_a_500(client, secrets_configured) -> None
     task = Task.objects.create(kind="video", input="i.mp4", backend="ittybit", remote_id="t1")
     body = b'{"id":"t1","status":"succeeded"}'
     down = OperationalError("could not connect to server")
-    with mock.patch("tapestry_media.webhooks.statements.insert_event", side_effect=down):
+    with mock.patch("tapestry_media.reconcile.find_task", side_effect=down):
         response = signed_post(client, body)
     assert response.status_code == 500
     assert response.json()["code"] == "processing_failed"
