@@ -27,6 +27,7 @@ machine is shared.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import shutil
@@ -89,12 +90,43 @@ def bench_cpu() -> int:
     return max(os.sched_getaffinity(0))
 
 
-def split_side(side: str) -> tuple[str, int | None]:
-    """``app`` or ``app:90`` (the app with its task and submission tables at fillfactor 90)."""
-    name, _, fillfactor = side.partition(":")
-    if name not in SIDES or (fillfactor and (name != "app" or not fillfactor.isdigit())):
-        raise SystemExit(f"unknown side {side!r}: bare, drf, app or app:<fillfactor>")
-    return name, int(fillfactor) if fillfactor else None
+@dataclass(frozen=True)
+class Variant:
+    """A side as named on the command line: ``bare``, ``drf``, ``app``, or the app with
+    modifiers — ``app+ff90`` (its task and submission tables at fillfactor 90), ``app+0005``
+    (with the indexes migration 0006 dropped, as before it)."""
+
+    name: str
+    fillfactor: int | None = None
+    old_indexes: bool = False
+
+
+def split_side(side: str) -> Variant:
+    name, *modifiers = side.split("+")
+    fillfactor, old_indexes = None, False
+    for modifier in modifiers:
+        if modifier.startswith("ff") and modifier[2:].isdigit():
+            fillfactor = int(modifier[2:])
+        elif modifier == "0005":
+            old_indexes = True
+        else:
+            name = ""
+    if name not in SIDES or (modifiers and name != "app"):
+        raise SystemExit(f"unknown side {side!r}: bare, drf, app, app+ff<N>, app+0005")
+    return Variant(name, fillfactor, old_indexes)
+
+
+def old_indexes(create: bool) -> None:
+    """Put back (or drop again) the indexes migration 0006 dropped: the schema of 0005."""
+    from django.db import connection
+
+    migration = importlib.import_module("tapestry_media.migrations.0006_drop_unused_indexes")
+    with connection.cursor() as cursor:
+        for name, definition in migration.POSTGRESQL_INDEXES.items():
+            if create:
+                cursor.execute(f'CREATE INDEX IF NOT EXISTS "{name}" ON {definition}')
+            else:
+                cursor.execute(f'DROP INDEX IF EXISTS "{name}"')
 
 
 def fillfactors(tables: tuple[str, ...]) -> dict[str, int | None]:
@@ -126,9 +158,11 @@ def prepare_side(side: str, tasks: int, prefix: str, directory: Path) -> Path:
     ANALYZE. Returns the bodies file."""
     from django.db import connection
 
-    name = split_side(side)[0]
+    variant = split_side(side)
     harness.reset_tables()
-    if name == "app":
+    if variant.old_indexes:  # on the emptied tables, before the rows: as if built with them
+        old_indexes(create=True)
+    if variant.name == "app":
         rows = harness.seed_tasks(tasks, prefix=prefix, steps=1)
     else:
         rows = harness.seed_peer_tasks(tasks, prefix=prefix)
@@ -177,23 +211,25 @@ def one_run(
     server: harness.Server, side: str, *, tasks: int, seconds: float, connections: int,
     prefix: str, directory: Path, warm: bool = False,
 ) -> Run:  # fmt: skip
-    name, fillfactor = split_side(side)
-    tables = SIDES[name][1]
+    variant = split_side(side)
+    tables = SIDES[variant.name][1]
     kept = fillfactors(tables)
-    if fillfactor is not None:
-        set_fillfactor({table: fillfactor for table in tables})
+    if variant.fillfactor is not None:
+        set_fillfactor({table: variant.fillfactor for table in tables})
     try:
         return _measure(server, side, tasks=tasks, seconds=seconds, connections=connections,
                         prefix=prefix, directory=directory, warm=warm)  # fmt: skip
     finally:
         set_fillfactor(kept)
+        if variant.old_indexes:
+            old_indexes(create=False)
 
 
 def _measure(
     server: harness.Server, side: str, *, tasks: int, seconds: float, connections: int,
     prefix: str, directory: Path, warm: bool,
 ) -> Run:  # fmt: skip
-    path, tables = SIDES[split_side(side)[0]]
+    path, tables = SIDES[split_side(side).name]
     bodies = prepare_side(side, tasks, prefix, directory)
     before_updates = table_updates(tables)
     workers = server.worker_pids()
@@ -310,7 +346,7 @@ def run(
 def summarize(runs: dict[str, list[Run]], config: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"runs": runs, "config": config, "ratios": {}, "hot": {}}
     for side, mine in runs.items():
-        if split_side(side)[0] != "app":
+        if split_side(side).name != "app":
             continue
         for peer in ("bare", "drf"):
             if peer not in runs:
@@ -372,7 +408,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--sides", default="bare,drf,app", help="also app:<fillfactor>")
+    parser.add_argument("--sides", default="bare,drf,app", help="also app+ff<N>, app+0005")
     parser.add_argument("--nice", type=int, default=-10 if os.geteuid() == 0 else 0)
     args = parser.parse_args()
     global NICE
