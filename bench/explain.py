@@ -172,8 +172,11 @@ def main() -> None:
         seed(args.tasks // 2)
     print(f"# EXPLAIN ANALYZE at {args.tasks} tasks; median of {args.repeat} runs each\n")
     print("Dropped: " + ", ".join(f"`{n}`" for n in drop.POSTGRESQL_DROPPED) + "\n")
+    from django.db import transaction
+
     for what, where, build in queries():
-        sql, params = build().query.sql_with_params()
+        with transaction.atomic():  # select_for_update compiles only inside one
+            sql, params = build().query.sql_with_params()
         before, plan_before = explain(sql, params, args.repeat, [])
         after, plan_after = explain(sql, params, args.repeat, list(drop.POSTGRESQL_DROPPED))
         print(f"## {what} (`{where}`): {before:.2f} ms → {after:.2f} ms\n")

@@ -73,7 +73,7 @@ def ensure_wrk() -> str:
 
 #: Niceness of the server, its database backends and wrk during the runs (``--nice``): on a shared
 #: machine a negative value makes other load disturb the measurement less (needs root).
-NICE = 0
+NICE = -10 if os.geteuid() == 0 else 0
 
 
 def nice_prefix() -> list[str]:
