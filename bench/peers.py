@@ -285,14 +285,18 @@ def _updates_after(
 ) -> dict[str, tuple[int, int]]:
     """(HOT updates, updates) of each table during the run. The server's backends report their
     counts to the statistics a moment after they go idle: wait until the first table (one update
-    per delivery) shows them all."""
-    deadline = time.monotonic() + 20
+    per delivery) shows at least the answered ones and the counts stop moving (the requests
+    still in flight when wrk stopped count too)."""
+    deadline = time.monotonic() + 30
+    last: dict[str, tuple[int, int]] = {}
     while True:
         now = table_updates(tables)
         delta = {t: (now[t][0] - before[t][0], now[t][1] - before[t][1]) for t in tables}
-        if delta[tables[0]][1] >= answered or time.monotonic() > deadline:
+        settled = delta == last and delta[tables[0]][1] >= answered
+        if settled or time.monotonic() > deadline:
             return delta
-        time.sleep(0.25)
+        last = delta
+        time.sleep(1.2)
 
 
 def hot_share(runs: list[Run], table: str) -> float:
