@@ -24,6 +24,11 @@ ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 INSTALLED_APPS = [*INSTALLED_APPS, "bench.minimal"]
 # What a production site does (persistent connections); every view of the benchmark shares it.
 DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("BENCH_CONN_MAX_AGE", "600"))
+# ``off`` for a run whose figures should not hang on the machine's fsync latency (bench.peers
+# --synchronous-commit): commits then return before their WAL is on disk.
+if os.environ.get("BENCH_SYNCHRONOUS_COMMIT"):
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options["options"] = f"-c synchronous_commit={os.environ['BENCH_SYNCHRONOUS_COMMIT']}"
 LOGGING["loggers"]["django"] = {"handlers": ["console"], "level": "ERROR"}
 
 # Extra TAPESTRY_MEDIA keys for a benchmark (timeouts, backoff), as JSON.

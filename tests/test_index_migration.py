@@ -1,0 +1,70 @@
+"""Migration 0006 drops the indexes no query of the app uses (docs/performance.md, the index
+audit) and puts them back when reversed, on whichever database the suite runs."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+TABLES = ("tapestry_media_task", "tapestry_media_submission", "tapestry_media_webhookevent")
+BEFORE = ("tapestry_media", "0005_task_submit_any_input")
+AFTER = ("tapestry_media", "0006_drop_unused_indexes")
+#: What every database loses (the model state's indexes); PostgreSQL its ``_like`` copies too.
+STATE_INDEXES = {
+    "tapestry_media_task_status_e3915414",
+    "tapestry_media_task_updated_at_0aa94e33",
+    "tapestry_task_stale_idx",
+    "tapestry_media_submission_status_bb40512f",
+    "tapestry_media_submission_source_9c242c89",
+}
+#: What stays: each serves a query (docs/performance.md lists which).
+KEPT = {
+    "tapestry_media_task_submission_id_69f023a4",
+    "tapestry_media_submission_campaign_364d3a57",
+    "tapestry_media_submission_created_at_b19c6ca5",
+    "tapestry_media_webhookevent_remote_task_id_d5c79192",
+    "tapestry_event_received_idx",
+    "tapestry_event_unmatched_idx",
+}
+
+
+def indexes() -> set[str]:
+    with connection.cursor() as cursor:
+        return {
+            name
+            for table in TABLES
+            for name, info in connection.introspection.get_constraints(cursor, table).items()
+            if info["index"] and not info["primary_key"] and not info["unique"]
+        }
+
+
+def migrate(target: tuple[str, str]) -> None:
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate([target])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_0006_drops_the_unused_indexes_and_reverses() -> None:
+    latest = indexes()
+    try:
+        migrate(BEFORE)
+        before = indexes()
+        migrate(AFTER)
+        after = indexes()
+    finally:  # the rest of the suite runs on the latest schema
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes("tapestry_media"))
+    expected = set(STATE_INDEXES)
+    if connection.vendor == "postgresql":
+        migration = importlib.import_module("tapestry_media.migrations.0006_drop_unused_indexes")
+        expected = set(migration.POSTGRESQL_DROPPED)
+        assert {n for n in expected if n.endswith("_like")}, "PostgreSQL drops the _like copies"
+    assert expected >= STATE_INDEXES
+    assert before - after == expected
+    assert after - before == set()
+    assert after >= KEPT
+    assert indexes() == latest
