@@ -19,8 +19,9 @@ format:
 bench:
 	scripts/bench.sh
 
-build:
-	@venv=$$(scripts/bootstrap.sh dev | tail -1); rm -rf dist; $$venv/bin/python -m build --outdir dist . >/dev/null && ls dist
+build:  ## a wheel and an sdist in dist/, checked by twine (the README installs from them)
+	@venv=$$(scripts/bootstrap.sh dev | tail -1); rm -rf dist; \
+	$$venv/bin/python -m build --outdir dist . >/dev/null && $$venv/bin/twine check --strict dist/* && ls dist
 
 clean:
 	rm -rf .venv .venv-dj52 dist build *.egg-info example_project/var

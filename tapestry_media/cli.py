@@ -499,9 +499,11 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def as_json(task: Task) -> dict[str, Any]:
-    """The task object: the API's fields (``id`` is the remote id) plus the local ones."""
+    """The task object as the seed's CLI prints it (``id`` is the remote id; ``remote_id``
+    says so by name) plus the local fields (``uuid`` is what the REST API calls ``id``)."""
     return {
         "id": task.remote_id,
+        "remote_id": task.remote_id,
         "object": "task",
         "uuid": str(task.uuid),
         "pk": task.pk,

@@ -82,6 +82,11 @@ LOCAL_MOVES: dict[Status, frozenset[Status]] = {
 }
 
 
+def raw_values(status: Status) -> list[str]:
+    """The raw API statuses (lower case) that :func:`normalize` maps to ``status``."""
+    return sorted(raw for raw, normal in _RAW.items() if normal == status)
+
+
 def normalize(raw: object) -> Status | None:
     """Map a raw API status to a :class:`Status`; ``None`` for one we do not know."""
     if not isinstance(raw, str):

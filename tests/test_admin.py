@@ -141,9 +141,11 @@ def test_submission_detail_inlines_current_tasks_with_previews(admin_client, use
     ).content.decode()
     assert (
         '<video class="tm-preview" controls preload="metadata" src="https://cdn.example.com/out.mp4"'
-        in text
+        ' poster="https://cdn.example.com/poster.jpg"' in text
     )
     assert '<img class="tm-preview" src="https://cdn.example.com/poster.jpg"' in text
+    task_page = admin_client.get(reverse("admin:tapestry_media_task_change", args=[video.pk]))
+    assert 'poster="https://cdn.example.com/poster.jpg"' in task_page.content.decode()
     assert "100%" in text
     assert reverse("admin:tapestry_media_task_change", args=[stale.pk]) not in text
     assert reverse("admin:tapestry_media_task_change", args=[video.pk]) in text
@@ -290,6 +292,23 @@ def test_event_state_filter(admin_client, user) -> None:
     assert shown(admin_client.get(EVENTS, {"state": "matched"})) == [matched]
     assert set(shown(admin_client.get(EVENTS, {"state": "unmatched"}))) == {unmatched, broken}
     assert shown(admin_client.get(EVENTS, {"state": "error"})) == [broken]
+
+
+def test_progress_ticks_are_hidden_unless_asked(admin_client) -> None:
+    def event(key: str, raw_status: str, error: str = "") -> WebhookEvent:
+        return WebhookEvent.objects.create(
+            dedup_key=key, remote_task_id="t1", raw_status=raw_status, body="{}", error=error
+        )
+
+    ticks = [event(f"tick{n}", status) for n, status in enumerate(["processing", "Running"])]
+    done = event("done", "succeeded")
+    queued = event("queued", "queued")
+    broken_tick = event("broken", "processing", error="RuntimeError: x")
+    page = admin_client.get(EVENTS)
+    assert set(shown(page)) == {done, queued, broken_tick}
+    assert "Hidden" in page.content.decode()
+    shown_all = admin_client.get(EVENTS, {"ticks": "shown"})
+    assert set(shown(shown_all)) == {*ticks, done, queued, broken_tick}
 
 
 def test_event_search_and_topic_filter(admin_client) -> None:

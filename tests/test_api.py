@@ -180,6 +180,33 @@ def test_list_filters_by_status_and_campaign(api, user) -> None:
     assert "unknown value 'done'" in response.json()["error"]["message"]
 
 
+def test_list_filters_by_the_metadata_of_current_tasks(api, user) -> None:
+    spring = upload(user, metadata={"order_id": "A-1"})
+    autumn = upload(user, metadata={"order_id": "A-1"})
+    # autumn's file was replaced: its A-1 tasks are an earlier generation and no longer count.
+    Submission.objects.filter(pk=autumn.pk).update(file_generation=autumn.file_generation + 1)
+    Task.objects.create(
+        submission=autumn,
+        generation=autumn.file_generation + 1,
+        kind="video",
+        input="x",
+        backend="dummy",
+        metadata={"order_id": "B-2"},
+    )
+
+    def listed(**params: str) -> list[str]:
+        response = api.get(SUBMISSIONS, params)
+        assert response.status_code == 200, response.content
+        return sorted(s["id"] for s in response.json()["results"])
+
+    assert listed(**{"metadata[order_id]": "A-1"}) == [spring.public_id]
+    assert listed(**{"metadata[order_id]": "B-2"}) == [autumn.public_id]
+    assert listed(**{"metadata[user_id]": f"usr_{user.pk}"}) == [spring.public_id]
+    assert listed(**{"metadata[order_id]": "A-1", "metadata[user_id]": "usr_0"}) == []
+    assert listed(**{"metadata[order_id]": "Z-9"}) == []
+    assert api.get(SUBMISSIONS, {"metadata[bad key]": "x"}).status_code == 400
+
+
 def test_detail_shows_the_current_generation_only(api, user) -> None:
     sub = upload(user)
     Task.objects.create(

@@ -103,7 +103,8 @@ def test_the_seeds_call_creates_one_task_with_its_body_and_prints_it(server) -> 
     assert request.header("Authorization") == f"Bearer {DEFAULT_API_KEY}"
     assert request.header("Idempotency-Key") == task.idempotency_key
 
-    assert printed["id"] == server.task_ids[0] == task.remote_id
+    assert printed["id"] == printed["remote_id"] == server.task_ids[0] == task.remote_id
+    assert printed["uuid"] == str(task.uuid)  # what the REST API calls the task's id
     assert printed["status"] == "pending"
     assert printed["metadata"] == {**SEED_METADATA, "tapestry_task": str(task.uuid)}
     assert printed["options"] == {"width": 1280, "format": "mp4"}
@@ -325,6 +326,7 @@ BAD = [
     (["task", "subtitles", "-i", SEED_URL, "--local"], "supported kinds: video, image, audio"),
     (["video", "-i", SEED_URL, "--local", "--codec", "vp9"], "'vp9' does not fit format 'mp4'"),
     (["video"], "the following arguments are required: -i/--input"),
+    (["audio", "-i", SEED_URL, "--width", "5"], "unrecognized arguments: --width 5"),
 ]
 
 
@@ -345,18 +347,35 @@ def test_bad_flags_are_a_command_error_and_write_nothing(args, message) -> None:
     ],
 )
 def test_bad_flags_exit_non_zero_from_the_shell(args, status, message) -> None:
+    done = shell("video", "-i", SEED_URL, *args)
+    assert done.returncode == status, done.stderr
+    assert message in done.stderr
+    assert done.stdout == ""
+
+
+def test_a_flag_of_another_kind_shows_the_subcommands_usage() -> None:
+    """``ittybit audio --width`` names audio's own flags, not the top-level usage."""
+    done = shell("audio", "-i", SEED_URL, "--width", "5")
+    assert done.returncode == 2
+    assert "usage: " in done.stderr
+    assert " ittybit audio " in done.stderr, done.stderr
+    assert "--bitrate" in done.stderr
+    assert "unrecognized arguments: --width 5" in done.stderr
+    video = shell("video", "-i", SEED_URL, "--width", "wide")  # video knows --width
+    assert "argument --width: must be pixels" in video.stderr
+    assert "unrecognized" not in video.stderr
+
+
+def shell(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
-    done = subprocess.run(
-        [sys.executable, "-m", "django", "ittybit", "video", "-i", SEED_URL, *args],
+    return subprocess.run(
+        [sys.executable, "-m", "django", "ittybit", *args],
         capture_output=True,
         text=True,
         env=env,
         cwd=Path(__file__).resolve().parent.parent,
         timeout=60,
     )
-    assert done.returncode == status, done.stderr
-    assert message in done.stderr
-    assert done.stdout == ""
 
 
 # --- progress on a terminal ----------------------------------------------------------------------

@@ -41,6 +41,10 @@ def test_wheel_holds_migrations_templates_and_py_typed(dist: Path) -> None:
     assert "Requires-Dist: django-environ" in text
     assert 'Requires-Dist: django-tasks>=0.8; python_version < "3.12"' in text
     assert "Provides-Extra: local" in text
+    # The README's install line brings a job backend with its worker command, and FFmpeg.
+    assert 'Requires-Dist: django-tasks-db>=0.12; extra == "local"' in text
+    assert 'Requires-Dist: imageio-ffmpeg>=0.5; extra == "local"' in text
+    assert 'Requires-Dist: django-tasks-db>=0.12; extra == "worker"' in text
 
 
 @pytest.mark.once
@@ -49,5 +53,21 @@ def test_sdist_holds_the_license_and_templates(dist: Path) -> None:
     with tarfile.open(sdist) as archive:
         names = archive.getnames()
     assert any(n.endswith("/LICENSE") for n in names)
+    assert any(n.endswith("/CHANGELOG.md") for n in names)
+    assert any(n.endswith("/docs/api.md") for n in names)
     assert any(n.endswith("tapestry_media/py.typed") for n in names)
     assert any("tapestry_media/migrations/0001_initial.py" in n for n in names)
+
+
+@pytest.mark.once
+def test_twine_accepts_both(dist: Path) -> None:
+    files = sorted(str(p) for p in dist.iterdir())
+    assert len(files) == 2
+    result = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", *files],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("PASSED") == 2

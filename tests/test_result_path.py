@@ -50,7 +50,8 @@ def test_a_delivery_saves_the_task_through_the_model(client: Client) -> None:
     assert len(seen) == 2
     for status, fields in seen:
         assert status == Status.SUCCEEDED
-        assert fields is not None and {"status", "updated_at", "output"} <= fields
+        assert fields is not None
+        assert {"status", "updated_at", "output"} <= fields
     task.refresh_from_db()
     assert task.updated_at > before
 
@@ -145,15 +146,15 @@ def test_a_stored_event_is_applied_and_marked_in_one_transaction() -> None:
     fails, the event stays unprocessed with the error, and the task is unchanged."""
     task = pending_task()
     body = b'{"id": "task_rp1", "status": "succeeded"}'
-    with mock.patch.object(reconcile, "merge", side_effect=RuntimeError("boom")):
-        with pytest.raises(webhooks.ProcessingError):
-            webhooks.deliver(body)
+    failing_merge = mock.patch.object(reconcile, "merge", side_effect=RuntimeError("boom"))
+    with failing_merge, pytest.raises(webhooks.ProcessingError):
+        webhooks.deliver(body)
     event = WebhookEvent.objects.get()
     assert (event.processed_at, event.error) == (None, "RuntimeError: boom")
 
-    with mock.patch.object(reconcile, "_mark_processed", side_effect=RuntimeError("late")):
-        with pytest.raises(webhooks.ProcessingError):
-            webhooks.reprocess(event)
+    failing_mark = mock.patch.object(reconcile, "_mark_processed", side_effect=RuntimeError("late"))
+    with failing_mark, pytest.raises(webhooks.ProcessingError):
+        webhooks.reprocess(event)
     task.refresh_from_db()
     assert task.status == Status.PENDING  # the merge was rolled back with the failed mark
 

@@ -19,6 +19,8 @@ import pytest
 from django.test import RequestFactory
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
+from svix.webhooks import Webhook as SvixWebhook
+from svix.webhooks import WebhookVerificationError as SvixVerificationError
 
 from tapestry_media import signatures
 from tapestry_media.api.webhooks import webhook_view
@@ -259,7 +261,7 @@ def _now() -> int:
     return int(time.time())
 
 
-# --- as the reference library sends it (standardwebhooks; Svix's header names) -----------------
+# --- as the reference libraries send it (standardwebhooks and svix, under both header names) ----
 
 LIB_KEY = b"tapestry endpoint key, 32 bytes."
 PADDED = "whsec_" + base64.b64encode(LIB_KEY).decode()
@@ -270,9 +272,20 @@ def use_secret(settings, secret: str) -> None:
     settings.TAPESTRY_MEDIA = {**settings.TAPESTRY_MEDIA, "WEBHOOK_SECRETS": [secret]}
 
 
-def library_headers(secret: str, *, prefix: str = "webhook") -> dict[str, str]:
+#: Each reference library's webhook class: signs with ``sign(id, when, body)``, checks with
+#: ``verify(body, headers)``, and raises its error class for a bad signature.
+LIBRARIES = {
+    "standardwebhooks": (Webhook, WebhookVerificationError),
+    "svix": (SvixWebhook, SvixVerificationError),
+}
+
+
+def library_headers(
+    secret: str, *, prefix: str = "webhook", library: str = "standardwebhooks"
+) -> dict[str, str]:
     now = datetime.now(tz=UTC)
-    signature = Webhook(secret).sign("msg_lib_001", now, KAT_BODY.decode())
+    signer = LIBRARIES[library][0](secret)
+    signature = signer.sign("msg_lib_001", now, KAT_BODY.decode())
     return {
         f"{prefix}-id": "msg_lib_001",
         f"{prefix}-timestamp": str(int(now.timestamp())),
@@ -285,39 +298,45 @@ def test_unpadded_secret_really_lacks_padding() -> None:
     assert not UNPADDED.endswith("=")
 
 
+@pytest.mark.parametrize("library", sorted(LIBRARIES))
 @pytest.mark.parametrize("prefix", ["webhook", "svix"])
 @pytest.mark.parametrize("secret", [PADDED, UNPADDED], ids=["padded", "unpadded"])
 def test_a_delivery_signed_by_the_reference_library_is_applied(
-    client, settings, task, prefix, secret
+    client, settings, task, prefix, secret, library
 ) -> None:
     use_secret(settings, secret)
-    response = send(client, KAT_BODY, library_headers(secret, prefix=prefix))
+    response = send(client, KAT_BODY, library_headers(secret, prefix=prefix, library=library))
     assert response.status_code == 200, response.content
     assert WebhookEvent.objects.get().signature_scheme == "standard"
     assert Task.objects.get(pk=task.pk).status == Status.SUCCEEDED
 
 
+@pytest.mark.parametrize("library", sorted(LIBRARIES))
 @pytest.mark.parametrize("prefix", ["webhook", "svix"])
-def test_a_library_signature_with_another_key_is_refused(client, settings, task, prefix) -> None:
+def test_a_library_signature_with_another_key_is_refused(
+    client, settings, task, prefix, library
+) -> None:
     use_secret(settings, PADDED)
     other = "whsec_" + base64.b64encode(b"another key entirely, 32 bytes!!").decode()
-    response = send(client, KAT_BODY, library_headers(other, prefix=prefix))
+    response = send(client, KAT_BODY, library_headers(other, prefix=prefix, library=library))
     assert response.status_code == 401, response.content
     assert response.json()["code"] == "bad_signature"
     assert Task.objects.get(pk=task.pk).status == Status.PENDING
     assert not WebhookEvent.objects.exists()
 
 
+@pytest.mark.parametrize("library", sorted(LIBRARIES))
 @pytest.mark.parametrize("secret", [PADDED, UNPADDED], ids=["padded", "unpadded"])
-def test_our_signatures_pass_the_reference_librarys_verify(secret) -> None:
+def test_our_signatures_pass_the_reference_librarys_verify(secret, library) -> None:
+    verifier, refused = LIBRARIES[library]
     timestamp = int(datetime.now(tz=UTC).timestamp())
     headers = signatures.standard_headers(
         KAT_BODY, secret, msg_id="msg_ours_1", timestamp=timestamp
     )
-    assert Webhook(secret).verify(KAT_BODY, headers) is not None
+    verifier(secret).verify(KAT_BODY, headers)  # raises if it does not verify
     forged = {**headers, "webhook-id": "msg_ours_2"}
-    with pytest.raises(WebhookVerificationError):
-        Webhook(secret).verify(KAT_BODY, forged)
+    with pytest.raises(refused):
+        verifier(secret).verify(KAT_BODY, forged)
 
 
 def test_a_malformed_whsec_secret_is_a_check_error(settings) -> None:

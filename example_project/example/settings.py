@@ -7,11 +7,13 @@ from pathlib import Path
 
 import environ
 
+from tapestry_media.env import settings_from_env
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 VAR_DIR.mkdir(exist_ok=True)
 
-env = environ.Env()
+env = environ.FileAwareEnv()  # X_FILE=/run/secrets/x reads X from that file
 environ.Env.read_env(BASE_DIR / ".env")
 
 SECRET_KEY = env("SECRET_KEY", default="example-only-change-me-" + "x" * 32)
@@ -91,15 +93,16 @@ LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
-_secret = env("ITTYBIT_WEBHOOK_SECRET", default="")
-TAPESTRY_MEDIA = {
-    "BACKEND": env("TAPESTRY_MEDIA_BACKEND", default="auto"),
-    "API_KEY": env("ITTYBIT_API_KEY", default=""),
-    "API_BASE_URL": env("ITTYBIT_API_URL", default="https://api.ittybit.com"),
-    "WEBHOOK_URL": env("ITTYBIT_WEBHOOK_URL", default=""),
-    "WEBHOOK_SECRETS": [s for s in _secret.split(",") if s],
-    "PUBLIC_BASE_URL": env("PUBLIC_BASE_URL", default=""),
-}
+# Every key from a TAPESTRY_MEDIA_<KEY> variable (tapestry_media.env). The ITTYBIT_* names are
+# the ones this example (and bench/) read before; a TAPESTRY_MEDIA_* variable wins over them.
+TAPESTRY_MEDIA = settings_from_env(
+    env,
+    API_KEY=env("ITTYBIT_API_KEY", default=""),
+    API_BASE_URL=env("ITTYBIT_API_URL", default="https://api.ittybit.com"),
+    WEBHOOK_URL=env("ITTYBIT_WEBHOOK_URL", default=""),
+    WEBHOOK_SECRETS=env.list("ITTYBIT_WEBHOOK_SECRET", default=[]),
+    PUBLIC_BASE_URL=env("PUBLIC_BASE_URL", default=""),
+)
 
 LOGGING = {
     "version": 1,

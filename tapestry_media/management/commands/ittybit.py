@@ -26,7 +26,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        commands = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
+        commands = parser.add_subparsers(
+            dest="subcommand", required=True, metavar="COMMAND", parser_class=SubcommandParser
+        )
         for kind in cli.MEDIA_KINDS:
             article = "an" if kind[0] in "aeiou" else "a"
             sub = commands.add_parser(
@@ -160,6 +162,19 @@ def _input_argument(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "-i", "--input", required=True, metavar="URL|PATH", help="a URL or a local file"
     )
+
+
+class SubcommandParser(CommandParser):
+    """A subcommand's parser refuses flags it does not know itself, so the usage printed is
+    the subcommand's (``ittybit audio --width 5`` lists the audio flags), not the top level's."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Any = None, namespace: Any = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
 
 
 def _accept_django_flags(sub: argparse.ArgumentParser) -> None:
