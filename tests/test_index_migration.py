@@ -41,6 +41,15 @@ def indexes() -> set[str]:
         }
 
 
+def fillfactors() -> dict[str, str | None]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, array_to_string(reloptions, ',') FROM pg_class "
+            "WHERE relname IN ('tapestry_media_task', 'tapestry_media_submission')"
+        )
+        return dict(cursor.fetchall())
+
+
 def migrate(target: tuple[str, str]) -> None:
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
@@ -50,16 +59,24 @@ def migrate(target: tuple[str, str]) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_0006_drops_the_unused_indexes_and_reverses() -> None:
     latest = indexes()
+    postgresql = connection.vendor == "postgresql"
     try:
         migrate(BEFORE)
         before = indexes()
+        storage_before = fillfactors() if postgresql else {}
         migrate(AFTER)
         after = indexes()
+        storage_after = fillfactors() if postgresql else {}
     finally:  # the rest of the suite runs on the latest schema
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes("tapestry_media"))
     expected = set(STATE_INDEXES)
-    if connection.vendor == "postgresql":
+    if postgresql:
+        assert storage_before == {"tapestry_media_task": "", "tapestry_media_submission": ""}
+        assert storage_after == {
+            "tapestry_media_task": "fillfactor=70",
+            "tapestry_media_submission": "fillfactor=90",
+        }
         migration = importlib.import_module("tapestry_media.migrations.0006_drop_unused_indexes")
         expected = set(migration.POSTGRESQL_DROPPED)
         assert {n for n in expected if n.endswith("_like")}, "PostgreSQL drops the _like copies"

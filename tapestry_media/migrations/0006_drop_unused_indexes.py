@@ -12,6 +12,13 @@ entry into *every* index of the row (11 on Task, 11 on Submission before this mi
 * The ``varchar_pattern_ops`` copies (``…_like``) PostgreSQL gets for every indexed CharField:
   they serve only ``LIKE 'x%'`` and the app runs no such query on these columns.
 
+On PostgreSQL the task table also gets ``fillfactor`` 70 and the submission table 90: the free
+room a page keeps at insert is where an update writes the row's new version, so the update
+stays HOT. A task's row grows when it finishes (output, URL, times: ~380 → ~550 bytes in the
+benchmark), a submission's hardly. Only pages written from now on keep that room; existing rows
+are not rewritten (``VACUUM FULL`` or pg_repack would, with their locks). docs/performance.md
+measures it with and without.
+
 On PostgreSQL the indexes are dropped CONCURRENTLY (no lock on a busy table; that needs a
 migration outside a transaction, ``atomic = False``) and re-created so on reverse; the ``_like``
 copies exist only there and never were in the model state. Elsewhere the state change is applied
@@ -50,6 +57,8 @@ POSTGRESQL_INDEXES = {
     ),
 }
 POSTGRESQL_DROPPED = tuple(POSTGRESQL_INDEXES)
+#: Room for HOT updates: percent of each page filled by inserts.
+POSTGRESQL_FILLFACTOR = {"tapestry_media_task": 70, "tapestry_media_submission": 90}
 
 
 class PostgreSQLConcurrently(migrations.SeparateDatabaseAndState):
@@ -95,6 +104,17 @@ class Migration(migrations.Migration):
                     [
                         f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" ON {definition}'
                         for name, definition in POSTGRESQL_INDEXES.items()
+                    ],
+                    elidable=False,
+                ),
+                migrations.RunSQL(
+                    [
+                        f'ALTER TABLE "{table}" SET (fillfactor = {percent})'
+                        for table, percent in POSTGRESQL_FILLFACTOR.items()
+                    ],
+                    [
+                        f'ALTER TABLE "{table}" RESET (fillfactor)'
+                        for table in POSTGRESQL_FILLFACTOR
                     ],
                     elidable=False,
                 ),
