@@ -20,7 +20,7 @@ STATE_INDEXES = {
     "tapestry_media_submission_status_bb40512f",
     "tapestry_media_submission_source_9c242c89",
 }
-#: What stays: each serves a query (docs/performance.md lists which).
+#: What stays where the database has it: each serves a query (docs/performance.md lists which).
 KEPT = {
     "tapestry_media_task_submission_id_69f023a4",
     "tapestry_media_submission_campaign_364d3a57",
@@ -72,7 +72,7 @@ def test_0006_drops_the_unused_indexes_and_reverses() -> None:
         executor.migrate(executor.loader.graph.leaf_nodes("tapestry_media"))
     expected = set(STATE_INDEXES)
     if postgresql:
-        assert storage_before == {"tapestry_media_task": "", "tapestry_media_submission": ""}
+        assert storage_before == {"tapestry_media_task": None, "tapestry_media_submission": None}
         assert storage_after == {
             "tapestry_media_task": "fillfactor=70",
             "tapestry_media_submission": "fillfactor=90",
@@ -83,5 +83,7 @@ def test_0006_drops_the_unused_indexes_and_reverses() -> None:
     assert expected >= STATE_INDEXES
     assert before - after == expected
     assert after - before == set()
-    assert after >= KEPT
+    kept = KEPT & before  # MySQL/MariaDB make no index of their own for a foreign key
+    assert len(kept) >= 4
+    assert after >= kept
     assert indexes() == latest
