@@ -9,9 +9,10 @@ demo:  ## the example site on the embedded local engine, with one sample upload 
 test:  ## the test suite (SQLite; DATABASE_URL=postgres://... for PostgreSQL; DJANGO_SERIES=5.2)
 	scripts/test.sh $(PYTEST_ARGS)
 
-lint:
+lint:  ## ruff, ruff format --check, mypy, and the import contracts of .importlinter
 	@venv=$$(scripts/bootstrap.sh dev | tail -1); \
-	$$venv/bin/ruff check . && $$venv/bin/ruff format --check . && $$venv/bin/mypy tapestry_media
+	$$venv/bin/ruff check . && $$venv/bin/ruff format --check . && $$venv/bin/mypy tapestry_media \
+		&& $$venv/bin/lint-imports
 
 format:
 	@venv=$$(scripts/bootstrap.sh dev | tail -1); $$venv/bin/ruff format . && $$venv/bin/ruff check --fix .

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tapestry_media.engine import (
+from tapestry_media.local.engine import (
     DEFAULT_PRESET,
     build_command,
     find_ffmpeg,

@@ -1,10 +1,10 @@
 """The index audit's evidence: EXPLAIN ANALYZE, at 100k tasks, of every query of the app that
-an index dropped by migration 0006 used to serve, with the index and without it.
+an index dropped by migration 0007 used to serve, with the index and without it.
 
     python -m bench.explain [--tasks 100000] [--repeat 5]
 
 Runs on its own database (``BENCH_EXPLAIN_DATABASE_URL``, default ``tm_bench_explain``), migrated
-to 0005 (every index as before), seeded by SQL with a site's shape: 100k tasks in 50k submissions
+to 0006 (every index as before), seeded by SQL with a site's shape: 100k tasks in 50k submissions
 (a video and a poster each) created over 180 days, 98 % succeeded, 1.5 % failed, 0.3 % stale
 ``pending``/``processing``, the last few hundred in flight; two webhook events per task.
 Each query is built with the app's own functions and querysets (resync, health, the API's and
@@ -166,8 +166,8 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)
-    call_command("migrate", "tapestry_media", "0005", verbosity=0, interactive=False)
-    drop = importlib.import_module("tapestry_media.migrations.0006_drop_unused_indexes")
+    call_command("migrate", "tapestry_media", "0006", verbosity=0, interactive=False)
+    drop = importlib.import_module("tapestry_media.migrations.0007_drop_unused_indexes")
     if not args.no_seed:
         seed(args.tasks // 2)
     print(f"# EXPLAIN ANALYZE at {args.tasks} tasks; median of {args.repeat} runs each\n")
@@ -181,8 +181,8 @@ def main() -> None:
         after, plan_after = explain(sql, params, args.repeat, list(drop.POSTGRESQL_DROPPED))
         print(f"## {what} (`{where}`): {before:.2f} ms → {after:.2f} ms\n")
         print("```sql\n" + (sql % tuple(f"'{p}'" for p in params)) + "\n```\n")
-        print("with the indexes (0005):\n\n```\n" + "\n".join(plan_before) + "\n```\n")
-        print("without them (0006):\n\n```\n" + "\n".join(plan_after) + "\n```\n")
+        print("with the indexes (0006):\n\n```\n" + "\n".join(plan_before) + "\n```\n")
+        print("without them (0007):\n\n```\n" + "\n".join(plan_after) + "\n```\n")
 
 
 if __name__ == "__main__":

@@ -30,8 +30,8 @@ def run(*, seconds: float = 10.0, runs: int = 3, say: Any = print) -> dict[str, 
     from django.test import override_settings
 
     import tapestry_media
-    from tapestry_media.backends import local_run
-    from tapestry_media.engine import build_command, find_ffmpeg
+    from tapestry_media.local import run as local_run
+    from tapestry_media.local.engine import build_command, find_ffmpeg
     from tapestry_media.models import LocalJob, Task
 
     harness.reset_tables()
@@ -52,7 +52,7 @@ def run(*, seconds: float = 10.0, runs: int = 3, say: Any = print) -> dict[str, 
 
         def job() -> int:
             task = tapestry_media.submit(input=stored, kind="video", options=dict(OPTIONS))
-            from tapestry_media.dispatch import run_submit
+            from tapestry_media.submit_step import run_submit
 
             run_submit(task.pk)  # LocalBackend.create: the LocalJob (its run job is not used)
             job = LocalJob.objects.get(remote_id=Task.objects.get(pk=task.pk).remote_id)

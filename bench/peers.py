@@ -96,8 +96,8 @@ def bench_cpu() -> int:
 @dataclass(frozen=True)
 class Variant:
     """A side as named on the command line: ``bare``, ``drf``, ``app``, or the app with
-    modifiers — ``app+ff90`` (its task and submission tables at fillfactor 90), ``app+0005``
-    (with the indexes migration 0006 dropped, as before it)."""
+    modifiers — ``app+ff90`` (its task and submission tables at fillfactor 90), ``app+oldindexes``
+    (with the indexes migration 0007 dropped, as before it)."""
 
     name: str
     fillfactor: int | None = None
@@ -110,20 +110,20 @@ def split_side(side: str) -> Variant:
     for modifier in modifiers:
         if modifier.startswith("ff") and modifier[2:].isdigit():
             fillfactor = int(modifier[2:])
-        elif modifier == "0005":
+        elif modifier == "oldindexes":
             old_indexes = True
         else:
             name = ""
     if name not in SIDES or (modifiers and name != "app"):
-        raise SystemExit(f"unknown side {side!r}: bare, drf, app, app+ff<N>, app+0005")
+        raise SystemExit(f"unknown side {side!r}: bare, drf, app, app+ff<N>, app+oldindexes")
     return Variant(name, fillfactor, old_indexes)
 
 
 def old_indexes(create: bool) -> None:
-    """Put back (or drop again) the indexes migration 0006 dropped: the schema of 0005."""
+    """Put back (or drop again) the indexes migration 0007 dropped: the schema before it."""
     from django.db import connection
 
-    migration = importlib.import_module("tapestry_media.migrations.0006_drop_unused_indexes")
+    migration = importlib.import_module("tapestry_media.migrations.0007_drop_unused_indexes")
     with connection.cursor() as cursor:
         for name, definition in migration.POSTGRESQL_INDEXES.items():
             if create:
@@ -425,7 +425,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--sides", default="bare,drf,app", help="also app+ff<N>, app+0005")
+    parser.add_argument("--sides", default="bare,drf,app", help="also app+ff<N>, app+oldindexes")
     parser.add_argument("--nice", type=int, default=NICE)
     parser.add_argument(
         "--synchronous-commit", default="on", choices=("on", "off"),

@@ -90,14 +90,13 @@ def webhook_queries() -> dict[str, tuple[int, list[str]]]:
 
 @contextmanager
 def receivers_disconnected() -> Iterator[None]:
-    from django.db.models.signals import post_init, post_save, pre_save
+    from django.db.models.signals import post_save, pre_save
 
     from tapestry_media import receivers
     from tapestry_media.models import Submission
 
     uid = "tapestry_media"  # as in apps.py
     pairs = [
-        (post_init, receivers.remember_file, f"{uid}.init"),
         (pre_save, receivers.prepare_upload, f"{uid}.pre"),
         (post_save, receivers.submit_upload, f"{uid}.post"),
     ]

@@ -267,7 +267,7 @@ def local(*, jobs: int = 6, say: Any = print) -> dict:
     from django.test import override_settings
 
     import tapestry_media
-    from tapestry_media.engine import find_ffmpeg
+    from tapestry_media.local.engine import find_ffmpeg
     from tapestry_media.models import LocalJob, Task, WebhookEvent
 
     harness.reset_tables()

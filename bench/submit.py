@@ -22,7 +22,7 @@ from . import harness
 def one_run(server: Any, workers: int, tasks: int, prefix: str) -> float:
     from django.db import transaction
 
-    from tapestry_media import jobs
+    from tapestry_media import enqueue
     from tapestry_media.models import Task
 
     harness.reset_tables()
@@ -41,7 +41,7 @@ def one_run(server: Any, workers: int, tasks: int, prefix: str) -> float:
         time.sleep(2.0)  # the workers are up and polling
         with transaction.atomic():
             for task in rows:
-                jobs.enqueue_submit(task.pk)
+                enqueue.enqueue_submit(task.pk)
         started = time.perf_counter()
         harness.wait_until(
             lambda: not Task.objects.exclude(status="pending").exists(),

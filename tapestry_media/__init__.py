@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
 def submit(**kwargs: Any) -> Task:
     """Create a Task and submit it after commit. See :func:`tapestry_media.pipeline.submit`."""
+    # Here, not at the top: this package is imported (INSTALLED_APPS) before models can be.
     from .pipeline import submit as _submit
 
     return _submit(**kwargs)

@@ -23,7 +23,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
-from . import pipeline, webhooks
+from . import pipeline, resync, uploads, webhooks
 from .admin_buttons import ObjectActionsMixin
 from .api.outputs import output_src
 from .conf import BUILTIN_BACKENDS, get_settings
@@ -217,9 +217,7 @@ class BackendFilter(admin.SimpleListFilter):
 def enqueue_resync(task_pks: Sequence[int]) -> int:
     """Enqueue a poll job (``backend.get`` + reconcile, in a worker) for each task that can be
     polled; returns how many were queued."""
-    from .resync import enqueue_resync as enqueue
-
-    queued: int = enqueue(list(task_pks))
+    queued: int = resync.enqueue_resync(list(task_pks))
     return queued
 
 
@@ -374,7 +372,7 @@ class SubmissionAdmin(ObjectActionsMixin):
     @admin.action(description=_("Resubmit (new file generation)"), permissions=["change"])
     def resubmit_action(self, request: HttpRequest, queryset: QuerySet[Submission]) -> None:
         pks = list(queryset.values_list("pk", flat=True))
-        done = sum(pipeline.resubmit(pk) for pk in pks)
+        done = sum(uploads.resubmit(pk) for pk in pks)
         _report(request, done, len(pks) - done, "resubmitted", "no file to resubmit")
 
     @admin.action(description=_("Resync current tasks from the backend"), permissions=["change"])

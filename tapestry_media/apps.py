@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
-from django.db.models.signals import post_init, post_save, pre_delete, pre_save
+from django.db.models.signals import post_save, pre_delete, pre_save
 
 
 class TapestryMediaConfig(AppConfig):
@@ -10,12 +10,12 @@ class TapestryMediaConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # Here, not at the top: models and receivers can be imported only once apps are loaded.
         from . import checks, receivers
         from .models import Submission
 
         checks.register()
         uid = "tapestry_media"
-        post_init.connect(receivers.remember_file, sender=Submission, dispatch_uid=f"{uid}.init")
         pre_save.connect(receivers.prepare_upload, sender=Submission, dispatch_uid=f"{uid}.pre")
         post_save.connect(receivers.submit_upload, sender=Submission, dispatch_uid=f"{uid}.post")
         # Collect output names before CASCADE removes the tasks.

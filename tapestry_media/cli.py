@@ -33,12 +33,14 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from . import dispatch, engine, pipeline, webhooks
 from . import metadata as md
-from .backends import BackendError, BaseBackend, TransientBackendError, get_backend, local_run
-from .backends.local import LocalBackend
+from . import pipeline, submit_step, webhooks
+from .backends import BackendError, BaseBackend, TransientBackendError, get_backend
 from .conf import get_settings
 from .inputs import is_url, public_url
+from .local import engine
+from .local import run as local_run
+from .local.backend import LocalBackend
 from .models import LocalJob, Task
 from .remote import public_error
 from .signals import SubmitVetoed, task_updated
@@ -346,7 +348,7 @@ def store(source: Source) -> str:
 
 def submit_now(task: Task) -> Task:
     """Run the submit step here (a worker that got there first makes it a no-op)."""
-    dispatch.run_submit(task.pk)
+    submit_step.run_submit(task.pk)
     task.refresh_from_db()
     return task
 

@@ -8,6 +8,7 @@ Validation returns messages that name the setting; the system checks report them
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
@@ -18,13 +19,22 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from .metadata_limits import MetadataError, validate_metadata
+
 SETTING_NAME = "TAPESTRY_MEDIA"
 BUILTIN_BACKENDS = {
     "ittybit": "tapestry_media.backends.ittybit.IttybitBackend",
-    "local": "tapestry_media.backends.local.LocalBackend",
+    "local": "tapestry_media.local.backend.LocalBackend",
     "dummy": "tapestry_media.backends.dummy.DummyBackend",
 }
+#: Dotted paths of built-in backends before they moved, read as the built-in (one release).
+MOVED_BACKENDS = {"tapestry_media.backends.local.LocalBackend": "local"}
 MEDIA_KINDS = ("video", "image", "audio")
+API_MODES = ("tasks", "jobs")
+#: What the "jobs" mode sends as ``Accept-Version`` with API_VERSION "auto". Ittybit documents
+#: two values: "2025-08-20" (whose ``POST /tasks`` takes ``url``/``file_id``, not the seed's
+#: body, and which predates ``/jobs``) and "latest", the version its jobs docs describe.
+JOBS_API_VERSION = "latest"
 #: Settings whose values never appear in a repr.
 SECRET_FIELDS = frozenset({"API_KEY", "WEBHOOK_SECRETS"})
 _STEP_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
@@ -77,8 +87,13 @@ class Settings:
     BACKEND: str = "auto"
     API_KEY: str = ""
     API_BASE_URL: str = "https://api.ittybit.com"
-    #: Sent as ``Accept-Version`` when not empty (e.g. "2025-08-20").
-    API_VERSION: str = ""
+    #: Which Ittybit API shape to speak: "tasks" (the seed's ``POST /tasks``) or "jobs"
+    #: (``POST /jobs``, webhook endpoints, the Events resource). See the README.
+    API_MODE: str = "tasks"
+    #: ``Accept-Version``: "auto" sends the version whose body the mode speaks (none for
+    #: "tasks", ``JOBS_API_VERSION`` for "jobs"); "" sends none; anything else is sent as is.
+    API_VERSION: str = "auto"
+    #: Create/get path in the "tasks" mode ("jobs" always uses ``/jobs``).
     TASKS_PATH: str = "/tasks"
     #: Sent as ``webhook_url`` on create when not empty (newer accounts register endpoints).
     WEBHOOK_URL: str = ""
@@ -132,10 +147,17 @@ class Settings:
 
     @property
     def backend_path(self) -> str:
-        name = self.BACKEND
+        name = MOVED_BACKENDS.get(self.BACKEND, self.BACKEND)
         if name == "auto":
             name = "ittybit" if self.API_KEY else "local"
         return BUILTIN_BACKENDS.get(name, name)
+
+    @property
+    def accept_version(self) -> str:
+        """The ``Accept-Version`` to send ("" for none)."""
+        if self.API_VERSION != "auto":
+            return self.API_VERSION
+        return JOBS_API_VERSION if self.API_MODE == "jobs" else ""
 
     @property
     def backend_name(self) -> str:
@@ -178,6 +200,13 @@ def load(raw: Mapping[str, Any] | None) -> Settings:
     for key in ("WEBHOOK_SECRETS", "LOCAL_ALLOWED_SCHEMES"):
         if key in values:
             values[key] = tuple(values[key])
+    if values.get("BACKEND") in MOVED_BACKENDS:
+        warnings.warn(
+            f"{SETTING_NAME}['BACKEND'] = {values['BACKEND']!r} is deprecated: use "
+            f"{MOVED_BACKENDS[values['BACKEND']]!r}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
     if isinstance(values.get("STALE_AFTER"), int | float):
         values["STALE_AFTER"] = timedelta(seconds=values["STALE_AFTER"])
     return Settings(**values)
@@ -198,9 +227,6 @@ def _reset(*, setting: str, **kwargs: Any) -> None:
     global _cache
     if setting == SETTING_NAME:
         _cache = None
-        from . import backends
-
-        backends.reset()
 
 
 # --- value checks: each returns a message fragment, or "" -----------------------------------
@@ -252,8 +278,6 @@ def _is_secret_list(value: object) -> str:
 def _is_str_mapping(value: object) -> str:
     if not isinstance(value, Mapping):
         return "must be a dict of string keys to string values."
-    from .metadata import MetadataError, validate_metadata
-
     try:
         validate_metadata(dict(value))
     except MetadataError as exc:
@@ -335,6 +359,7 @@ _CHECKS: dict[str, Callable[[object], str]] = {
     "BACKEND": _is_backend,
     "API_KEY": _is_str,
     "API_BASE_URL": _is_url,
+    "API_MODE": lambda v: "" if v in API_MODES else f"must be one of {API_MODES}, not {v!r}.",
     "API_VERSION": _is_str,
     "TASKS_PATH": lambda v: (
         "" if isinstance(v, str) and v.startswith("/") else "must start with '/'."

@@ -7,77 +7,24 @@ take every key from the caller, except the correlation key, which is always the 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from django.core.exceptions import ValidationError
-
 from .conf import get_settings
+
+# The API's limits, re-exported: callers know them as metadata.MAX_KEYS, metadata.MetadataError…
+from .metadata_limits import KEY_PATTERN as KEY_PATTERN
+from .metadata_limits import MAX_KEY_LENGTH as MAX_KEY_LENGTH
+from .metadata_limits import MAX_KEYS as MAX_KEYS
+from .metadata_limits import MAX_VALUE_LENGTH as MAX_VALUE_LENGTH
+from .metadata_limits import MetadataError as MetadataError
+from .metadata_limits import is_valid_key as is_valid_key
+from .metadata_limits import validate_metadata as validate_metadata
 
 if TYPE_CHECKING:
     from .models import Submission
 
-MAX_KEYS = 32
-MAX_KEY_LENGTH = 32
-MAX_VALUE_LENGTH = 2048
-#: no ``__``: Django's lookup separator has no place in a key (``campaign__regex`` was once
-#: read as a regex filter). The same pattern is published in the OpenAPI document.
-_KEY = re.compile(r"^(?!.*__)[A-Za-z0-9_]{1,32}$")
-
 SUBMISSION_OWNED_KEYS = ("submission_id", "user_id")
-
-
-class MetadataError(ValidationError):
-    """Metadata that breaks the API's limits. The message names the key."""
-
-    def __init__(self, message: str, *, key: str | None = None) -> None:
-        super().__init__(message, code="invalid_metadata")
-        self.key = key
-
-    def __str__(self) -> str:
-        return str(self.messages[0])
-
-
-KEY_PATTERN = _KEY.pattern
-
-
-def is_valid_key(key: object) -> bool:
-    """``[A-Za-z0-9_]{1,32}`` without ``__``."""
-    return isinstance(key, str) and bool(_KEY.match(key))
-
-
-def validate_metadata(metadata: Mapping[str, Any], *, max_keys: int = MAX_KEYS) -> dict[str, str]:
-    """Check the contract's limits: ≤32 keys of ``[A-Za-z0-9_]{1,32}`` (no ``__``), string
-    values ≤2048. ``max_keys`` is lower for a client's metadata (see ``client_key_limit``)."""
-    if not isinstance(metadata, Mapping):
-        raise MetadataError("metadata must be an object of string keys to string values.")
-    if len(metadata) > max_keys:
-        room = "" if max_keys == MAX_KEYS else f" ({MAX_KEYS} less the keys the server adds)"
-        raise MetadataError(
-            f"metadata has {len(metadata)} keys; at most {max_keys} are allowed{room}."
-        )
-    for key, value in metadata.items():
-        if not is_valid_key(key):
-            raise MetadataError(
-                f"metadata key {key!r} is invalid: use 1 to {MAX_KEY_LENGTH} characters of "
-                "letters, digits and '_', without '__'.",
-                key=str(key),
-            )
-        if not isinstance(value, str):
-            raise MetadataError(
-                f"metadata[{key!r}] must be a string, not {type(value).__name__} "
-                f"({value!r}); send it as text, e.g. {str(value)!r}.",
-                key=key,
-            )
-        if "\x00" in value:  # PostgreSQL's jsonb cannot store it
-            raise MetadataError(f"metadata[{key!r}] contains a NUL character.", key=key)
-        if len(value) > MAX_VALUE_LENGTH:
-            raise MetadataError(
-                f"metadata[{key!r}] is {len(value)} characters; at most {MAX_VALUE_LENGTH}.",
-                key=key,
-            )
-    return dict(metadata)
 
 
 def client_key_limit() -> int:

@@ -11,16 +11,20 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
-from typing import Any
+from collections.abc import Collection, Iterable
+from typing import Any, Self
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import connections, models, router, transaction
 from django.db.models import Q
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.lookups import Exact
 from django.utils.translation import gettext_lazy as _
 
+from .metadata_limits import validate_metadata
 from .status import TERMINAL, Status
+from .upload_limits import validate_upload
 
 logger = logging.getLogger("tapestry_media.models")
 
@@ -106,6 +110,12 @@ class Submission(models.Model):
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
     processed_at = models.DateTimeField(_("processed"), null=True, blank=True)
 
+    #: The file name the database holds for this row, as far as this instance knows: "" for a
+    #: row not saved yet, the loaded value after ``from_db``/``refresh_from_db``, the stored
+    #: value after ``save()``; ``None`` while unknown (loaded with ``file`` deferred).
+    #: :func:`tapestry_media.uploads.file_changed` compares the current file with it.
+    stored_file_name: str | None = ""
+
     objects = SubmissionQuerySet.as_manager()
 
     class Meta:
@@ -122,9 +132,12 @@ class Submission(models.Model):
         savepoint inside a caller's transaction, so that path costs no extra statement. A save
         that raises after storing a new file deletes it: no committed row can point to it."""
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
-        upload: Any = (
-            self.file if self.file and not getattr(self.file, "_committed", True) else None
-        )
+        if self.stored_file_name is None and not self._file_deferred():
+            # Loaded without its file column, which was then set: ask the database once.
+            stored = type(self)._base_manager.using(using).filter(pk=self.pk)
+            self.stored_file_name = stored.values_list("file", flat=True).first() or ""
+        file = None if self._file_deferred() else self.file
+        upload: Any = file if file and not getattr(file, "_committed", True) else None
         unsaved_name = upload.name if upload is not None else ""
         try:
             with transaction.atomic(using=using, savepoint=False):
@@ -133,6 +146,33 @@ class Submission(models.Model):
             if upload is not None and upload._committed:
                 self._unstore(upload, unsaved_name)
             raise
+        if file is not None:
+            self.stored_file_name = file.name or ""
+
+    @classmethod
+    def from_db(
+        cls, db: str | None, field_names: Collection[str], values: Collection[Any], **kwargs: Any
+    ) -> Self:
+        instance = super().from_db(db, field_names, values, **kwargs)
+        if not instance._file_deferred():
+            instance.stored_file_name = instance.__dict__["file"] or ""  # the column's text
+        else:
+            instance.stored_file_name = None
+        return instance
+
+    def refresh_from_db(
+        self,
+        using: str | None = None,
+        fields: Iterable[str] | None = None,
+        from_queryset: models.QuerySet[Self] | None = None,
+    ) -> None:
+        fields = None if fields is None else list(fields)
+        super().refresh_from_db(using=using, fields=fields, from_queryset=from_queryset)
+        if (fields is None or "file" in fields) and not self._file_deferred():
+            self.stored_file_name = self.file.name or ""
+
+    def _file_deferred(self) -> bool:
+        return "file" in self.get_deferred_fields()
 
     def _unstore(self, upload: Any, unsaved_name: str) -> None:
         """The save that stored ``upload`` failed, so no row points to it: delete the file and
@@ -145,10 +185,6 @@ class Submission(models.Model):
         self.file = upload
 
     def clean(self) -> None:
-        from django.core.exceptions import ValidationError
-
-        from .uploads import validate_upload
-
         # Only a new, not yet stored file is checked (``_committed`` is False until saved).
         if not self.file or getattr(self.file, "_committed", True):
             return
@@ -177,8 +213,6 @@ def metadata_q(pairs: dict[str, str], vendor: str) -> Q:
 class TaskQuerySet(models.QuerySet["Task"]):
     def with_metadata(self, **pairs: str) -> TaskQuerySet:
         """Exact match on metadata values: ``with_metadata(campaign="summer-launch")``."""
-        from .metadata import validate_metadata
-
         validate_metadata(pairs)
         return self.filter(metadata_q(pairs, connections[self.db].vendor))
 
@@ -281,6 +315,7 @@ class WebhookEvent(models.Model):
         WEBHOOK = "webhook", _("Webhook")
         LOCAL = "local", _("Local engine")
         POLL = "poll", _("Polling")
+        EVENTS = "events", _("Events backfill")
 
     dedup_key = models.CharField(_("dedup key"), max_length=200, unique=True)
     event_id = models.CharField(_("event id"), max_length=200, blank=True)
@@ -323,6 +358,26 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.topic or 'event'} {self.remote_task_id}"
+
+
+class EventCursor(models.Model):
+    """Where the last Events backfill of one backend and topic ended: the next pass asks for
+    events ``after`` this id."""
+
+    backend = models.CharField(_("backend"), max_length=100)
+    kind = models.CharField(_("topic"), max_length=60)
+    after = models.CharField(_("last event id"), max_length=200)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("event cursor")
+        verbose_name_plural = _("event cursors")
+        constraints = [
+            models.UniqueConstraint(fields=("backend", "kind"), name="tapestry_event_cursor_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.backend} {self.kind} after {self.after}"
 
 
 class LocalJob(models.Model):

@@ -15,9 +15,12 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Q
+from django.utils import timezone
 
+from . import aggregate
 from . import metadata as md
 from .conf import get_settings
+from .enqueue import enqueue_submit
 from .models import MediaKind, Submission, Task
 from .signals import SubmitVetoed, task_pre_submit
 from .status import TERMINAL, Status
@@ -216,18 +219,14 @@ def submit(
 
 
 def enqueue_after_commit(task: Task) -> None:
-    from . import jobs
-
     pk, priority = task.pk, task.priority
-    transaction.on_commit(lambda: jobs.enqueue_submit(pk, priority=priority))
+    transaction.on_commit(lambda: enqueue_submit(pk, priority=priority))
 
 
 def start_new_attempt(task_pk: int) -> bool:
     """A deliberate retry of a failed or cancelled task: a new attempt with a new idempotency
     key. The old remote id goes to the attempt history, so a late result for it is recorded but
     never changes the task. Returns whether the task was retried."""
-    from django.utils import timezone
-
     with transaction.atomic():
         task = Task.objects.select_for_update().filter(pk=task_pk).first()
         if task is None or task.status not in (Status.FAILED, Status.CANCELLED):
@@ -255,23 +254,6 @@ def start_new_attempt(task_pk: int) -> bool:
         task.submitted_at = task.started_at = task.finished_at = None
         task.save()
         if task.submission_id is not None:
-            from . import aggregate
-
             aggregate.refresh(task.submission_id, task.generation)
         enqueue_after_commit(task)
-    return True
-
-
-def resubmit(submission_pk: int) -> bool:
-    """Process the same stored file again as a new generation: the old generation's unfinished
-    tasks are superseded and the pipeline's tasks created (and submitted after commit) with new
-    correlation and idempotency keys — the very path a new file takes. Returns whether the
-    submission had a file to resubmit."""
-    from .receivers import RESUBMIT
-
-    submission = Submission.objects.filter(pk=submission_pk).first()
-    if submission is None or not submission.file:
-        return False
-    setattr(submission, RESUBMIT, True)
-    submission.save()
     return True

@@ -150,7 +150,7 @@ def unwrap(payload: object) -> dict[str, Any]:
 
 
 def parse_task(payload: object) -> RemoteTask:
-    body = unwrap(payload)
+    body = job_view(unwrap(payload))
     task_id = body.get("id")
     if not isinstance(task_id, str) or not task_id:
         raise PayloadError("the task object has no 'id'")
@@ -160,22 +160,77 @@ def parse_task(payload: object) -> RemoteTask:
     if not isinstance(raw_status, str) or not raw_status:
         raise PayloadError("the task object has no 'status'")
     output, output_url = _parse_output(body)
+    status = normalize(raw_status)
+    failed_step = _failed_step(body) if status == Status.CANCELLED else None
+    error = parse_error(body.get("error"))
+    if failed_step is not None:  # a job cancelled because one of its steps failed
+        status = Status.FAILED
+        error = (
+            parse_error(failed_step.get("error"))
+            or error
+            or {
+                "kind": "step_failed",
+                "message": f"the job's {failed_step.get('kind') or 'step'} step failed",
+            }
+        )
     return RemoteTask(
         id=task_id,
-        status=normalize(raw_status),
+        status=status,
         raw_status=raw_status,
         kind=str(body.get("kind") or ""),
         progress=_parse_progress(body.get("progress")),
         metadata=_parse_metadata(body.get("metadata")),
         output=output,
         output_url=output_url,
-        error=parse_error(body.get("error")),
+        error=error,
         created_at=parse_timestamp(_first(body, "created_at", "created")),
         updated_at=parse_timestamp(_first(body, "updated_at", "updated")),
         started_at=parse_timestamp(body.get("started_at")),
         finished_at=parse_timestamp(_first(body, "finished_at", "completed_at", "completed")),
         raw=body,
     )
+
+
+#: A step's status, as what it says about its job (the job's own report says how it ended).
+_STEP_TO_JOB = {
+    Status.PENDING: "queued",
+    Status.PROCESSING: "processing",
+    Status.SUCCEEDED: "processing",
+    Status.FAILED: "failed",
+}
+
+
+def job_view(body: dict[str, Any]) -> dict[str, Any]:
+    """A step task of a job (``POST /jobs`` shape) that names its job (``job_id``), seen as a
+    report on that job: id the job's, status ``failed`` when the step failed, ``processing``
+    or ``queued`` otherwise (a step's success is not the job's), no output or progress; the
+    step is kept under ``"step"``. Anything else is returned as it is."""
+    job_id = body.get("job_id")
+    if body.get("object") == "job" or not isinstance(job_id, str) or not job_id:
+        return body
+    raw = body.get("status")
+    step_status = normalize(raw) if isinstance(raw, str) else None
+    view: dict[str, Any] = {
+        "id": job_id,
+        "object": "job",
+        # A cancelled step (a sibling failed, or the job was cancelled) ends nothing itself.
+        "status": _STEP_TO_JOB.get(step_status, "processing") if step_status else raw,
+        "step": body,
+    }
+    if isinstance(body.get("metadata"), Mapping):
+        view["metadata"] = body["metadata"]
+    if step_status == Status.FAILED:
+        view["error"] = body.get("error") or {"kind": "step_failed", "message": "a step failed"}
+    return view
+
+
+def _failed_step(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    steps = body.get("tasks") if body.get("object") == "job" else None
+    for step in steps if isinstance(steps, list) else ():
+        raw = step.get("status") if isinstance(step, Mapping) else None
+        if isinstance(raw, str) and normalize(raw) == Status.FAILED:
+            return step  # type: ignore[no-any-return]
+    return None
 
 
 def parse_event(payload: object) -> RemoteEvent:

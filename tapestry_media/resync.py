@@ -27,12 +27,14 @@ from django.db import transaction
 from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
-from . import jobs, webhooks
-from ._tasks import JobDefinition
+from . import backfill, webhooks
 from .backends import BackendError, TransientBackendError, get_backend
 from .conf import get_settings
+from .enqueue import enqueue_poll, enqueue_submit
 from .models import Task
+from .pipeline import start_new_attempt
 from .status import Status
+from .submit_step import run_submit
 
 logger = logging.getLogger("tapestry_media.resync")
 
@@ -51,6 +53,8 @@ class Report:
     not_pollable: list[int] = field(default_factory=list)
     #: what each job returned, when run in-process (``wait=True``).
     results: dict[int, str] = field(default_factory=dict)
+    #: the Events backfill that ran before polling (``None``: the backend has no events).
+    backfilled: backfill.Report | None = None
 
     @property
     def total(self) -> int:
@@ -76,6 +80,8 @@ def run(
     cutoff = timezone.now() - stale_after
     scope = Task.objects.all() if ids is None else Task.objects.filter(pk__in=list(ids))
     report = Report()
+    if ids is None:
+        report.backfilled = backfill_events(progress=say)
 
     pollable_backends, report.not_pollable = _split_by_get_support(scope, cutoff)
     if report.not_pollable:
@@ -95,12 +101,21 @@ def run(
     if failed:
         for batch in _claim_batches(scope.filter(_failed_current(cutoff))):
             # start_new_attempt enqueues the submit job itself, after its commit.
-            retried = [pk for pk in batch if _start_new_attempt(pk)]
+            retried = [pk for pk in batch if start_new_attempt(pk)]
             report.retried += retried
             if wait:  # the queued job then finds nothing to claim
                 _dispatch(retried, "submit", report, wait=True)
             say(f"retrying failed: {len(report.retried)} new attempt(s)")
     return report
+
+
+def backfill_events(*, progress: Progress | None = None) -> backfill.Report | None:
+    """Read the configured backend's missed results from its Events resource, where it has
+    one, so that polling is left with only the tasks the events did not settle."""
+    backend = get_backend()
+    if not backend.supports_events:
+        return None
+    return backfill.run(backend, progress=progress)
 
 
 def enqueue_resync(task_pks: Sequence[int]) -> int:
@@ -110,7 +125,7 @@ def enqueue_resync(task_pks: Sequence[int]) -> int:
     rows = Task.objects.filter(pk__in=list(task_pks), status__in=POLLABLE, remote_id__isnull=False)
     queued = 0
     for pk, backend in rows.values_list("pk", "backend"):
-        if _supports_get(backend) and jobs.enqueue(poll_task_job(), pk) is not None:
+        if _supports_get(backend) and enqueue_poll(pk) is not None:
             queued += 1
     return queued
 
@@ -197,19 +212,7 @@ def _claim(rows: QuerySet[Task], *, requeue: bool) -> list[int]:
     return pks
 
 
-def _start_new_attempt(task_pk: int) -> bool:
-    from .pipeline import start_new_attempt
-
-    return start_new_attempt(task_pk)
-
-
 # --- running the work -------------------------------------------------------------------------
-
-
-def poll_task_job() -> JobDefinition[Any, Any]:
-    from .resync_jobs import poll_task
-
-    return poll_task
 
 
 def _dispatch(pks: Sequence[int], kind: str, report: Report, *, wait: bool) -> None:
@@ -219,14 +222,12 @@ def _dispatch(pks: Sequence[int], kind: str, report: Report, *, wait: bool) -> N
             if wait:
                 report.results[pk] = poll(pk)
             else:
-                jobs.enqueue(poll_task_job(), pk)
+                enqueue_poll(pk)
         elif wait:
-            from .dispatch import run_submit
-
             report.results[pk] = run_submit(pk)
         else:
             priority = Task.objects.filter(pk=pk).values_list("priority", flat=True).first()
-            jobs.enqueue_submit(pk, priority=priority or 0)
+            enqueue_submit(pk, priority=priority or 0)
 
 
 def _ids(pks: Sequence[int], limit: int = 20) -> str:

@@ -1,13 +1,22 @@
-"""Background jobs of the polling fallback (see :mod:`tapestry_media.resync`)."""
+"""Deprecated: ``poll_task`` is :func:`tapestry_media.jobs.poll_task` now. This module stays
+for one release so that jobs queued under ``tapestry_media.resync_jobs.poll_task`` still run."""
 
 from __future__ import annotations
 
-from ._tasks import task
+import warnings
+from typing import Any
 
 
-@task()
-def poll_task(task_pk: int) -> str:
-    """Fetch one task's remote state (``backend.get``) and reconcile it."""
-    from .resync import poll
+def __getattr__(name: str) -> Any:
+    if name == "poll_task":
+        warnings.warn(
+            "tapestry_media.resync_jobs.poll_task moved to tapestry_media.jobs.poll_task",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        # Lazy, so importing this module alone imports nothing (it is looked up only by
+        # a worker running a job stored under the old path).
+        from .jobs import poll_task
 
-    return poll(task_pk)
+        return poll_task
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

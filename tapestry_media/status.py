@@ -1,9 +1,11 @@
-"""Task statuses: the local state machine and normalisation of the API's raw statuses.
+"""Task statuses: the rule for remote moves and normalisation of the API's raw statuses.
 
 Two kinds of move exist:
 
 * *local* moves, made by this app's own jobs (claiming a row for submit, giving it back after a
-  transient error, superseding it, starting a new attempt);
+  transient error, superseding it, starting a new attempt). Each is a conditional write whose
+  filter names the statuses it may leave, so two workers cannot both make it; the tests check
+  each one against every status (tests/test_status.py) rather than a table kept beside them;
 * *remote* moves, reported by the API (reply, webhook, polling). They only ever go forward, so a
   late ``processing`` can never undo ``succeeded``.
 """
@@ -32,9 +34,6 @@ TERMINAL: frozenset[Status] = frozenset(
 REMOTE: frozenset[Status] = frozenset(
     {Status.PENDING, Status.PROCESSING, Status.SUCCEEDED, Status.FAILED, Status.CANCELLED}
 )
-#: Not yet (known to be) at the API: only the submit job moves these.
-LOCAL_ONLY: frozenset[Status] = frozenset({Status.CREATED, Status.SUBMITTING})
-
 _RANK: dict[Status, int] = {
     Status.CREATED: 0,
     Status.SUBMITTING: 1,
@@ -63,24 +62,6 @@ _RAW: dict[str, Status] = {
     "canceled": Status.CANCELLED,
 }
 
-#: Local moves, by the app's own jobs and actions.
-LOCAL_MOVES: dict[Status, frozenset[Status]] = {
-    # claim for submit; supersede
-    Status.CREATED: frozenset({Status.SUBMITTING, Status.SUPERSEDED}),
-    # created: a transient error gives the row back; pending: the create was accepted;
-    # failed: a final error; superseded: a newer file arrived meanwhile.
-    Status.SUBMITTING: frozenset(
-        {Status.CREATED, Status.PENDING, Status.FAILED, Status.SUPERSEDED}
-    ),
-    Status.PENDING: frozenset({Status.SUPERSEDED}),
-    Status.PROCESSING: frozenset({Status.SUPERSEDED}),
-    # a deliberate retry starts a new attempt
-    Status.FAILED: frozenset({Status.CREATED}),
-    Status.CANCELLED: frozenset({Status.CREATED}),
-    Status.SUCCEEDED: frozenset(),
-    Status.SUPERSEDED: frozenset(),
-}
-
 
 def raw_values(status: Status) -> list[str]:
     """The raw API statuses (lower case) that :func:`normalize` maps to ``status``."""
@@ -94,10 +75,6 @@ def normalize(raw: object) -> Status | None:
     return _RAW.get(raw.strip().lower())
 
 
-def is_terminal(status: str) -> bool:
-    return status in TERMINAL
-
-
 def can_apply_remote(current: str, reported: Status | None) -> bool:
     """Whether a status the API reported may replace ``current``: forward only, never past
     a terminal state. An unknown status (``None``) never changes anything."""
@@ -107,16 +84,3 @@ def can_apply_remote(current: str, reported: Status | None) -> bool:
     if current_status in TERMINAL:
         return False
     return _RANK[reported] > _RANK[current_status]
-
-
-def can_move_locally(current: str, new: Status) -> bool:
-    return new in LOCAL_MOVES[Status(current)]
-
-
-class TransitionError(ValueError):
-    """A move the state machine does not allow."""
-
-    def __init__(self, current: str, new: str) -> None:
-        super().__init__(f"cannot move a task from {current!r} to {new!r}")
-        self.current = current
-        self.new = new

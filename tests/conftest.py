@@ -6,12 +6,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission
-from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tapestry_media import backends
 from tapestry_media.backends.dummy import DummyBackend
+from tapestry_media.testing.contract_server import ContractServer
 from tapestry_media.testing.jobs import clear_jobs
+from tapestry_media.testing.webhooks import closing_deliverer
+
+from .helpers import SignalLog, cloud_settings
 
 CI = os.environ.get("CI", "").lower() == "true"
 
@@ -77,18 +79,37 @@ def fresh_throttles() -> Iterator[None]:
     cache.clear()
 
 
-def video_upload(
-    name: str = "clip.mp4", data: bytes = b"\x00\x00\x00\x18ftypmp42"
-) -> SimpleUploadedFile:
-    return SimpleUploadedFile(name, data, content_type="video/mp4")
+@pytest.fixture
+def signal_log() -> Iterator[SignalLog]:
+    """Every host signal sent during the test."""
+    with SignalLog() as log:
+        yield log
 
 
-def grant(user: Any, *codenames: str) -> None:
-    """Give ``user`` these ``tapestry_media`` permissions."""
-    user.user_permissions.add(
-        *Permission.objects.filter(content_type__app_label="tapestry_media", codename__in=codenames)
-    )
-    assert user.user_permissions.count() == len(codenames)
+@pytest.fixture
+def contract_server_options() -> dict[str, Any]:
+    """Keyword arguments for ``contract_server``. A module overrides this fixture to change
+    them (a webhook deliverer, the envelope, the signature scheme)."""
+    return {}
+
+
+@pytest.fixture
+def contract_server(contract_server_options: dict[str, Any]) -> Iterator[ContractServer]:
+    """The Ittybit task API in process, on 127.0.0.1. A request it could not handle fails
+    the test."""
+    with ContractServer(**contract_server_options) as running:
+        yield running
+    assert running.errors == []
+
+
+@pytest.fixture
+def cloud(contract_server: ContractServer, settings) -> ContractServer:
+    """The app on the real Ittybit backend against ``contract_server``, which delivers its
+    webhooks to this app's endpoint (through the test client, never over the network)."""
+    if contract_server.deliver is None:
+        contract_server.deliver = closing_deliverer()
+    settings.TAPESTRY_MEDIA = cloud_settings(contract_server, HTTP_RETRIES=0)
+    return contract_server
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from tapestry_media.engine import find_ffmpeg
+from tapestry_media.local.engine import find_ffmpeg
 
 
 def make_clip(

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from tapestry_media.models import Submission, Task
 
-from .conftest import grant, video_upload
+from .helpers import grant, video_upload
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_network", "fresh_throttles")]
 

@@ -14,19 +14,13 @@ from tapestry_media.models import Submission, SubmissionStatus, Task, WebhookEve
 from tapestry_media.status import Status
 from tapestry_media.testing.jobs import enqueued, enqueued_names
 
-from .conftest import video_upload
+from .helpers import upload
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_network")]
 
 SUBMISSIONS = reverse("admin:tapestry_media_submission_changelist")
 TASKS = reverse("admin:tapestry_media_task_changelist")
 EVENTS = reverse("admin:tapestry_media_webhookevent_changelist")
-
-
-def upload(user=None, campaign: str = "summer-launch", **fields) -> Submission:
-    return Submission.objects.create(
-        uploader=user, file=video_upload(), campaign=campaign, source="ios", **fields
-    )
 
 
 def shown(response) -> list:
@@ -211,9 +205,9 @@ def test_resubmit_action_starts_a_new_file_generation(
 
 
 def _resync_job_name() -> str:
-    from tapestry_media import resync
+    from tapestry_media import jobs
 
-    return resync.poll_task_job().name
+    return jobs.poll_task.name
 
 
 def _at_the_api(tasks) -> None:

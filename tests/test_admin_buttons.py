@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Permission
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
@@ -12,12 +10,9 @@ from tapestry_media.models import Submission, Task
 from tapestry_media.status import Status
 from tapestry_media.testing.jobs import enqueued, enqueued_names
 
+from .helpers import grant, upload
+
 pytestmark = pytest.mark.django_db
-
-
-def upload() -> Submission:
-    clip = SimpleUploadedFile("clip.mp4", b"\x00\x00\x00\x18ftypmp42", content_type="video/mp4")
-    return Submission.objects.create(file=clip, campaign="summer-launch")
 
 
 def change_url(obj: Task | Submission) -> str:
@@ -72,7 +67,7 @@ def test_resync_and_resubmit_from_a_submissions_page(
 
 def test_a_viewer_sees_no_buttons_and_cannot_post(client: Client, django_user_model) -> None:
     viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
-    viewer.user_permissions.add(*Permission.objects.filter(codename="view_task"))
+    grant(viewer, "view_task")
     client.force_login(viewer)
     task = upload().tasks.get(name="video")
     Task.objects.filter(pk=task.pk).update(status=Status.FAILED)

@@ -10,7 +10,7 @@ from tapestry_media import aggregate
 from tapestry_media.models import Submission, SubmissionStatus, Task
 from tapestry_media.status import Status
 
-from .conftest import video_upload
+from .helpers import video_upload
 
 S = Status
 

@@ -15,7 +15,7 @@ from tapestry_media.models import Submission, Task
 from tapestry_media.status import Status
 from tapestry_media.testing.jobs import enqueued_names
 
-from .conftest import grant, video_upload
+from .helpers import grant, upload, video_upload
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_network", "fresh_throttles")]
 
@@ -53,11 +53,6 @@ def staff_api(django_user_model) -> APIClient:
     client = APIClient()
     client.force_authenticate(staff)
     return client
-
-
-def upload(user, **fields) -> Submission:
-    fields.setdefault("campaign", "summer-launch")
-    return Submission.objects.create(uploader=user, file=video_upload(), **fields)
 
 
 def post_upload(client: APIClient, name: str = "clip.mp4", **data):

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient, APIRequestFactory
 from tapestry_media.api.throttling import TapestryRateThrottle
 from tapestry_media.models import Submission, Task
 
-from .conftest import video_upload
+from .helpers import video_upload
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_network", "fresh_throttles")]
 

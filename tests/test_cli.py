@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,11 +49,10 @@ def configure(settings, **values: Any) -> None:
 
 
 @pytest.fixture
-def server(settings) -> Iterator[ContractServer]:
-    with ContractServer() as server:
-        configure(settings, API_KEY=DEFAULT_API_KEY, API_BASE_URL=server.url, HTTP_RETRIES=0)
-        yield server
-    assert server.errors == []
+def cloud(cloud: ContractServer, settings) -> ContractServer:
+    """The shared ``cloud`` without a WEBHOOK_URL: the seed's call sends none."""
+    configure(settings, WEBHOOK_URL="")
+    return cloud
 
 
 class FakeTime:
@@ -87,12 +85,12 @@ def fake_time(monkeypatch) -> FakeTime:
 # --- the cloud, over real HTTP -------------------------------------------------------------------
 
 
-def test_the_seeds_call_creates_one_task_with_its_body_and_prints_it(server) -> None:
+def test_the_seeds_call_creates_one_task_with_its_body_and_prints_it(cloud) -> None:
     printed = ittybit_json(*SEED_ARGS, "--cloud")
 
-    assert server.count("POST", "/tasks") == 1
-    assert server.tasks_created == 1
-    request = server.last_request
+    assert cloud.count("POST", "/tasks") == 1
+    assert cloud.tasks_created == 1
+    request = cloud.last_request
     task = Task.objects.get()
     assert request.json == {
         "input": SEED_URL,
@@ -103,7 +101,7 @@ def test_the_seeds_call_creates_one_task_with_its_body_and_prints_it(server) -> 
     assert request.header("Authorization") == f"Bearer {DEFAULT_API_KEY}"
     assert request.header("Idempotency-Key") == task.idempotency_key
 
-    assert printed["id"] == printed["remote_id"] == server.task_ids[0] == task.remote_id
+    assert printed["id"] == printed["remote_id"] == cloud.task_ids[0] == task.remote_id
     assert printed["uuid"] == str(task.uuid)  # what the REST API calls the task's id
     assert printed["status"] == "pending"
     assert printed["metadata"] == {**SEED_METADATA, "tapestry_task": str(task.uuid)}
@@ -113,34 +111,34 @@ def test_the_seeds_call_creates_one_task_with_its_body_and_prints_it(server) -> 
     assert DummyBackend.calls == []
 
 
-def test_cloud_wait_polls_until_the_task_succeeds(server, fake_time) -> None:
-    fake_time.on_pause = lambda: server.complete(server.task_ids[0], deliver=False)
+def test_cloud_wait_polls_until_the_task_succeeds(cloud, fake_time) -> None:
+    fake_time.on_pause = lambda: cloud.complete(cloud.task_ids[0], deliver=False)
     printed = ittybit_json(*SEED_ARGS, "--cloud", "--wait")
 
     assert printed["status"] == "succeeded"
-    assert printed["output_url"] == server.task(printed["id"])["output"]["url"]
+    assert printed["output_url"] == cloud.task(printed["id"])["output"]["url"]
     assert printed["metadata"]["campaign"] == "summer-launch"
-    assert server.count("GET", f"/tasks/{printed['id']}") == 1
+    assert cloud.count("GET", f"/tasks/{printed['id']}") == 1
     assert fake_time.pauses == [cli.POLL_FIRST]
 
 
-def test_cloud_wait_on_a_failing_task_exits_with_its_error(server, fake_time) -> None:
-    fake_time.on_pause = lambda: server.fail(
-        server.task_ids[0], {"kind": "input_invalid", "message": "moov atom not found"}
+def test_cloud_wait_on_a_failing_task_exits_with_its_error(cloud, fake_time) -> None:
+    fake_time.on_pause = lambda: cloud.fail(
+        cloud.task_ids[0], {"kind": "input_invalid", "message": "moov atom not found"}
     )
     with pytest.raises(CommandError, match="failed: input_invalid: moov atom not found"):
         ittybit(*SEED_ARGS, "--cloud", "--wait")
     assert Task.objects.get().status == "failed"
 
 
-def test_a_refused_create_exits_non_zero_with_the_apis_reason(server) -> None:
-    server.inject(Fault.error(400, kind="request_invalid", message="width is too large"))
+def test_a_refused_create_exits_non_zero_with_the_apis_reason(cloud) -> None:
+    cloud.inject(Fault.error(400, kind="request_invalid", message="width is too large"))
     with pytest.raises(CommandError, match="request_invalid: width is too large"):
         ittybit(*SEED_ARGS, "--cloud")
 
 
-def test_a_transient_create_error_leaves_the_task_to_be_retried(server) -> None:
-    server.inject(Fault.unavailable())
+def test_a_transient_create_error_leaves_the_task_to_be_retried(cloud) -> None:
+    cloud.inject(Fault.unavailable())
     out, err = io.StringIO(), io.StringIO()
     call_command("ittybit", *SEED_ARGS, "--cloud", "--json", stdout=out, stderr=err)
 
@@ -148,20 +146,20 @@ def test_a_transient_create_error_leaves_the_task_to_be_retried(server) -> None:
     assert printed["status"] == "created"
     assert printed["error"]["status_code"] == "503"
     assert "not submitted yet; a task worker retries the submit" in err.getvalue()
-    assert server.tasks_created == 0
+    assert cloud.tasks_created == 0
 
 
-def test_wait_backs_off_then_gives_up_saying_the_task_carries_on(server, fake_time) -> None:
+def test_wait_backs_off_then_gives_up_saying_the_task_carries_on(cloud, fake_time) -> None:
     with pytest.raises(CommandError, match=r"gave up waiting after 30 s: .* still pending"):
         ittybit(*SEED_ARGS, "--cloud", "--wait", "--timeout", "30")
     assert fake_time.pauses[:4] == [1.0, 1.5, 2.25, 3.375]
     assert max(fake_time.pauses) <= cli.POLL_MAX
     assert sum(fake_time.pauses) == pytest.approx(30)
-    assert server.count("GET") == len(fake_time.pauses)
+    assert cloud.count("GET") == len(fake_time.pauses)
     assert Task.objects.get().status == "pending"
 
 
-def test_a_local_file_goes_to_the_cloud_as_its_public_url(server, tmp_path) -> None:
+def test_a_local_file_goes_to_the_cloud_as_its_public_url(cloud, tmp_path) -> None:
     clip = tmp_path / "sample.mov"
     clip.write_bytes(b"not really a movie")
 
@@ -171,11 +169,11 @@ def test_a_local_file_goes_to_the_cloud_as_its_public_url(server, tmp_path) -> N
     assert cli_files() == [name]
     assert name.endswith("/sample.mov")
     assert default_storage.open(name).read() == b"not really a movie"
-    sent = server.last_request.json["input"]
+    sent = cloud.last_request.json["input"]
     assert sent == f"https://tapestry-app.com/media/{name}"
 
 
-def test_a_cloud_task_from_a_local_file_needs_public_base_url(server, settings, tmp_path):
+def test_a_cloud_task_from_a_local_file_needs_public_base_url(cloud, settings, tmp_path):
     configure(settings, PUBLIC_BASE_URL="")
     clip = tmp_path / "sample.mov"
     clip.write_bytes(b"x")
@@ -184,7 +182,7 @@ def test_a_cloud_task_from_a_local_file_needs_public_base_url(server, settings, 
         ittybit("video", "-i", str(clip), "--cloud")
     assert Task.objects.count() == 0
     assert cli_files() == []
-    assert server.requests == []
+    assert cloud.requests == []
 
 
 def test_a_vetoed_task_is_an_error_and_its_copied_input_is_removed(tmp_path) -> None:
@@ -267,7 +265,7 @@ def test_tasks_filters_by_metadata_exactly() -> None:
     assert len(table.splitlines()) == 3
 
 
-def test_tasks_shows_one_by_remote_id(server) -> None:
+def test_tasks_shows_one_by_remote_id(cloud) -> None:
     created = ittybit_json(*SEED_ARGS, "--cloud", "--async")
     shown = ittybit("tasks", created["id"])
     assert shown.startswith(f"{created['id']}  video  pending")

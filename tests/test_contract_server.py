@@ -6,7 +6,6 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -56,10 +55,8 @@ def inbox() -> Inbox:
 
 
 @pytest.fixture
-def server(inbox: Inbox) -> Iterator[ContractServer]:
-    with ContractServer(deliver=inbox) as running:
-        yield running
-    assert running.errors == []
+def contract_server_options(inbox: Inbox) -> dict[str, Any]:
+    return {"deliver": inbox}
 
 
 def create(
@@ -75,21 +72,21 @@ def create(
 # --- create -----------------------------------------------------------------------------------
 
 
-def test_create_then_replay(server: ContractServer) -> None:
-    first = create(server)
-    second = create(server)
+def test_create_then_replay(contract_server: ContractServer) -> None:
+    first = create(contract_server)
+    second = create(contract_server)
     assert (first.status_code, second.status_code) == (201, 200)
     assert first.json()["id"] == second.json()["id"]
     assert first.json()["metadata"] == BODY["metadata"]
-    assert server.tasks_created == 1
-    assert server.count("POST", "/tasks") == 2
-    assert server.counts()[("POST", "/tasks", 200)] == 1
+    assert contract_server.tasks_created == 1
+    assert contract_server.count("POST", "/tasks") == 2
+    assert contract_server.counts()[("POST", "/tasks", 200)] == 1
 
 
-def test_create_without_key_makes_a_new_task_each_time(server: ContractServer) -> None:
-    create(server, key=None)
-    create(server, key=None)
-    assert server.tasks_created == 2
+def test_create_without_key_makes_a_new_task_each_time(contract_server: ContractServer) -> None:
+    create(contract_server, key=None)
+    create(contract_server, key=None)
+    assert contract_server.tasks_created == 2
 
 
 @pytest.mark.parametrize(
@@ -107,64 +104,66 @@ def test_create_without_key_makes_a_new_task_each_time(server: ContractServer) -
     ],
 )
 def test_create_validates_the_body(
-    server: ContractServer, body: Any, status: int, fragment: str
+    contract_server: ContractServer, body: Any, status: int, fragment: str
 ) -> None:
-    response = create(server, body)
+    response = create(contract_server, body)
     assert response.status_code == status
     assert response.json()["kind"] == "request_invalid"
     assert fragment in response.json()["message"]
-    assert server.tasks_created == 0
+    assert contract_server.tasks_created == 0
 
 
-def test_metadata_at_the_limits_is_accepted(server: ContractServer) -> None:
+def test_metadata_at_the_limits_is_accepted(contract_server: ContractServer) -> None:
     metadata = {f"k{i:02d}" + "x" * 29: "v" * 2048 for i in range(32)}
-    assert create(server, {**BODY, "metadata": metadata}).status_code == 201
+    assert create(contract_server, {**BODY, "metadata": metadata}).status_code == 201
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer wrong", f"Token {DEFAULT_API_KEY}"])
-def test_wrong_key_is_401(server: ContractServer, authorization: str | None) -> None:
+def test_wrong_key_is_401(contract_server: ContractServer, authorization: str | None) -> None:
     headers = {"Authorization": authorization} if authorization else {}
-    response = requests.post(f"{server.url}/tasks", json=BODY, headers=headers, timeout=5)
+    response = requests.post(f"{contract_server.url}/tasks", json=BODY, headers=headers, timeout=5)
     assert response.status_code == 401
     assert response.json()["kind"] == "authentication_invalid"
 
 
-def test_bad_idempotency_key_is_400(server: ContractServer) -> None:
-    assert create(server, key="short").status_code == 400
+def test_bad_idempotency_key_is_400(contract_server: ContractServer) -> None:
+    assert create(contract_server, key="short").status_code == 400
 
 
-def test_concurrent_request_with_the_same_key_gets_409(server: ContractServer) -> None:
-    server.inject(Fault.slow(0.5, stage="processing"))
+def test_concurrent_request_with_the_same_key_gets_409(contract_server: ContractServer) -> None:
+    contract_server.inject(Fault.slow(0.5, stage="processing"))
     first: list[requests.Response] = []
-    thread = threading.Thread(target=lambda: first.append(create(server)))
+    thread = threading.Thread(target=lambda: first.append(create(contract_server)))
     thread.start()
     time.sleep(0.15)
-    second = create(server)
+    second = create(contract_server)
     thread.join()
     assert second.status_code == 409
     assert second.json()["kind"] == "idempotency_in_flight"
     assert first[0].status_code == 201
-    assert create(server).status_code == 200
-    assert server.tasks_created == 1
+    assert create(contract_server).status_code == 200
+    assert contract_server.tasks_created == 1
 
 
 # --- get and list -----------------------------------------------------------------------------
 
 
-def test_get_and_404(server: ContractServer) -> None:
-    task_id = create(server).json()["id"]
-    assert requests.get(f"{server.url}/tasks/{task_id}", headers=AUTH, timeout=5).json()["id"] == (
-        task_id
-    )
-    missing = requests.get(f"{server.url}/tasks/task_nope", headers=AUTH, timeout=5)
+def test_get_and_404(contract_server: ContractServer) -> None:
+    task_id = create(contract_server).json()["id"]
+    assert requests.get(f"{contract_server.url}/tasks/{task_id}", headers=AUTH, timeout=5).json()[
+        "id"
+    ] == (task_id)
+    missing = requests.get(f"{contract_server.url}/tasks/task_nope", headers=AUTH, timeout=5)
     assert (missing.status_code, missing.json()["kind"]) == (404, "not_found")
 
 
-def test_list_pages_with_a_cursor(server: ContractServer) -> None:
-    ids = [server.add_task(kind="video" if i % 2 else "image") for i in range(5)]
+def test_list_pages_with_a_cursor(contract_server: ContractServer) -> None:
+    ids = [contract_server.add_task(kind="video" if i % 2 else "image") for i in range(5)]
 
     def page(**params: Any) -> Any:
-        return requests.get(f"{server.url}/tasks", params=params, headers=AUTH, timeout=5).json()
+        return requests.get(
+            f"{contract_server.url}/tasks", params=params, headers=AUTH, timeout=5
+        ).json()
 
     first = page(limit=2)
     assert [t["id"] for t in first["data"]] == ids[:2]
@@ -177,50 +176,52 @@ def test_list_pages_with_a_cursor(server: ContractServer) -> None:
     assert [t["id"] for t in page(kind="image")["data"]] == ids[0::2]
 
 
-def test_envelope_shape(server: ContractServer) -> None:
-    server.shape = "envelope"
-    body = create(server).json()
+def test_envelope_shape(contract_server: ContractServer) -> None:
+    contract_server.shape = "envelope"
+    body = create(contract_server).json()
     assert set(body) == {"meta", "data"}
     assert parse_task(body).id == body["data"]["id"]
 
 
-def test_timestamp_styles(server: ContractServer) -> None:
-    server.clock = lambda: 1_736_935_200.5
-    task_id = server.add_task()
-    server.timestamps = "iso"
-    assert server.task(task_id)["created_at"] == "2025-01-15T10:00:00.500Z"
-    server.timestamps = "seconds"
-    assert server.task(task_id)["created"] == 1_736_935_200
-    server.timestamps = "ms"
-    assert server.task(task_id)["created"] == 1_736_935_200_500
+def test_timestamp_styles(contract_server: ContractServer) -> None:
+    contract_server.clock = lambda: 1_736_935_200.5
+    task_id = contract_server.add_task()
+    contract_server.timestamps = "iso"
+    assert contract_server.task(task_id)["created_at"] == "2025-01-15T10:00:00.500Z"
+    contract_server.timestamps = "seconds"
+    assert contract_server.task(task_id)["created"] == 1_736_935_200
+    contract_server.timestamps = "ms"
+    assert contract_server.task(task_id)["created"] == 1_736_935_200_500
 
 
 # --- faults -----------------------------------------------------------------------------------
 
 
-def test_faults_are_consumed_in_order_and_by_match(server: ContractServer) -> None:
-    server.inject(Fault.error(503, method="GET"), Fault.rate_limited(retry_after=4))
-    limited = create(server)
+def test_faults_are_consumed_in_order_and_by_match(contract_server: ContractServer) -> None:
+    contract_server.inject(Fault.error(503, method="GET"), Fault.rate_limited(retry_after=4))
+    limited = create(contract_server)
     assert (limited.status_code, limited.headers["Retry-After"]) == (429, "4")
-    assert create(server).status_code == 201
-    got = requests.get(f"{server.url}/tasks/x", headers=AUTH, timeout=5)
+    assert create(contract_server).status_code == 201
+    got = requests.get(f"{contract_server.url}/tasks/x", headers=AUTH, timeout=5)
     assert got.status_code == 503
 
 
-def test_created_then_error_creates_the_task(server: ContractServer) -> None:
-    server.inject(Fault.created_then_error(500))
-    assert create(server).status_code == 500
-    assert server.tasks_created == 1
-    assert create(server).status_code == 200
+def test_created_then_error_creates_the_task(contract_server: ContractServer) -> None:
+    contract_server.inject(Fault.created_then_error(500))
+    assert create(contract_server).status_code == 500
+    assert contract_server.tasks_created == 1
+    assert create(contract_server).status_code == 200
 
 
-def test_created_then_reset_creates_the_task_and_sends_no_answer(server: ContractServer) -> None:
-    server.inject(Fault.created_then_reset())
+def test_created_then_reset_creates_the_task_and_sends_no_answer(
+    contract_server: ContractServer,
+) -> None:
+    contract_server.inject(Fault.created_then_reset())
     with pytest.raises(requests.ConnectionError) as caught:
-        create(server)
+        create(contract_server)
     assert "reset" in str(caught.value).lower()
-    assert server.tasks_created == 1
-    assert server.last_request.status is None
+    assert contract_server.tasks_created == 1
+    assert contract_server.last_request.status is None
 
 
 def test_stop_wakes_slow_handlers() -> None:
@@ -244,22 +245,24 @@ def _swallow(call: Any) -> None:
 # --- webhooks ---------------------------------------------------------------------------------
 
 
-def test_completion_delivers_a_signed_bare_task(server: ContractServer, inbox: Inbox) -> None:
-    task_id = create(server).json()["id"]
-    server.complete(task_id)
+def test_completion_delivers_a_signed_bare_task(
+    contract_server: ContractServer, inbox: Inbox
+) -> None:
+    task_id = create(contract_server).json()["id"]
+    contract_server.complete(task_id)
     [(_, body, headers)] = inbox.received
     assert verify(headers, body, [DEFAULT_WEBHOOK_SECRET]) == "ittybit"
     task = parse_task(json.loads(body))
     assert (task.id, task.raw_status) == (task_id, "succeeded")
     assert task.metadata == BODY["metadata"]
     assert task.output_url.endswith(f"{task_id}.mp4")
-    assert server.webhooks_delivered == 1
+    assert contract_server.webhooks_delivered == 1
 
 
-def test_standard_webhooks_event_envelope(server: ContractServer, inbox: Inbox) -> None:
-    server.webhook_scheme, server.webhook_envelope = "standard", "event"
-    task_id = server.add_task()
-    server.fail(task_id, error={"kind": "input_invalid", "message": "no video stream"})
+def test_standard_webhooks_event_envelope(contract_server: ContractServer, inbox: Inbox) -> None:
+    contract_server.webhook_scheme, contract_server.webhook_envelope = "standard", "event"
+    task_id = contract_server.add_task()
+    contract_server.fail(task_id, error={"kind": "input_invalid", "message": "no video stream"})
     [(_, body, headers)] = inbox.received
     assert verify(headers, body, [DEFAULT_WEBHOOK_SECRET]) == "standard"
     event = parse_event(json.loads(body))
@@ -268,69 +271,74 @@ def test_standard_webhooks_event_envelope(server: ContractServer, inbox: Inbox) 
     assert event.task.error == {"kind": "input_invalid", "message": "no video stream"}
 
 
-def test_webhook_url_per_task_or_per_server(server: ContractServer, inbox: Inbox) -> None:
-    server.webhook_url = "https://server-wide.example/hook"
-    own = create(server, {**BODY, "webhook_url": "https://task.example/hook"}).json()["id"]
-    other = server.add_task()
-    server.complete(own)
-    server.complete(other)
+def test_webhook_url_per_task_or_per_server(contract_server: ContractServer, inbox: Inbox) -> None:
+    contract_server.webhook_url = "https://server-wide.example/hook"
+    own = create(contract_server, {**BODY, "webhook_url": "https://task.example/hook"}).json()["id"]
+    other = contract_server.add_task()
+    contract_server.complete(own)
+    contract_server.complete(other)
     assert [url for url, _, _ in inbox.received] == [
         "https://task.example/hook",
         "https://server-wide.example/hook",
     ]
 
 
-def test_webhook_faults_drop_duplicate_hold(server: ContractServer, inbox: Inbox) -> None:
-    task_id = server.add_task()
-    server.inject_webhook("drop", "duplicate", "hold")
-    server.set_status(task_id, "processing")  # dropped
-    server.set_status(task_id, "processing", progress=50)  # sent twice
-    server.complete(task_id)  # held
-    assert [d.state for d in server.deliveries] == ["dropped", "delivered", "delivered", "held"]
-    assert server.deliveries[1].event_id == server.deliveries[2].event_id
+def test_webhook_faults_drop_duplicate_hold(contract_server: ContractServer, inbox: Inbox) -> None:
+    task_id = contract_server.add_task()
+    contract_server.inject_webhook("drop", "duplicate", "hold")
+    contract_server.set_status(task_id, "processing")  # dropped
+    contract_server.set_status(task_id, "processing", progress=50)  # sent twice
+    contract_server.complete(task_id)  # held
+    assert [d.state for d in contract_server.deliveries] == [
+        "dropped",
+        "delivered",
+        "delivered",
+        "held",
+    ]
+    assert contract_server.deliveries[1].event_id == contract_server.deliveries[2].event_id
     assert inbox.statuses == ["processing", "processing"]
-    server.release_held()
+    contract_server.release_held()
     assert inbox.statuses == ["processing", "processing", "succeeded"]
 
 
-def test_held_webhooks_can_arrive_in_reverse(server: ContractServer, inbox: Inbox) -> None:
-    task_id = server.add_task()
-    server.inject_webhook("hold", "hold")
-    server.set_status(task_id, "processing")
-    server.complete(task_id)
+def test_held_webhooks_can_arrive_in_reverse(contract_server: ContractServer, inbox: Inbox) -> None:
+    task_id = contract_server.add_task()
+    contract_server.inject_webhook("hold", "hold")
+    contract_server.set_status(task_id, "processing")
+    contract_server.complete(task_id)
     assert inbox.received == []
-    server.release_held(reverse=True)
+    contract_server.release_held(reverse=True)
     assert inbox.statuses == ["succeeded", "processing"]  # a late "processing"
 
 
 def test_webhook_during_create_arrives_before_the_answer(
-    server: ContractServer, inbox: Inbox
+    contract_server: ContractServer, inbox: Inbox
 ) -> None:
     answered_before: list[int | None] = []
 
     def receiver(url: str, body: bytes, headers: dict[str, str]) -> int:
-        answered_before.append(server.last_request.status)
+        answered_before.append(contract_server.last_request.status)
         return inbox(url, body, headers)
 
-    server.deliver = receiver
-    server.inject(Fault.webhook_during_create("succeeded"))
-    response = create(server)
+    contract_server.deliver = receiver
+    contract_server.inject(Fault.webhook_during_create("succeeded"))
+    response = create(contract_server)
     assert answered_before == [None]  # the POST had no answer yet
     assert inbox.statuses == ["succeeded"]
     assert response.status_code == 201
     assert response.json()["status"] == "pending"  # the answer shows the task as created
-    assert server.task(response.json()["id"])["status"] == "succeeded"
+    assert contract_server.task(response.json()["id"])["status"] == "succeeded"
 
 
-def test_redeliver_and_failed_receivers(server: ContractServer) -> None:
-    server.deliver = Inbox(status=500)
-    [delivery] = server.send_webhook(server.add_task())
+def test_redeliver_and_failed_receivers(contract_server: ContractServer) -> None:
+    contract_server.deliver = Inbox(status=500)
+    [delivery] = contract_server.send_webhook(contract_server.add_task())
     assert delivery.status_code == 500
-    assert server.webhooks_delivered == 0
-    server.deliver = Inbox(status=204)
-    again = server.redeliver(delivery)
+    assert contract_server.webhooks_delivered == 0
+    contract_server.deliver = Inbox(status=204)
+    again = contract_server.redeliver(delivery)
     assert (again.body, again.status_code) == (delivery.body, 204)
-    assert server.webhooks_delivered == 1
+    assert contract_server.webhooks_delivered == 1
 
 
 def test_webhooks_over_http() -> None:
@@ -360,7 +368,9 @@ def test_webhooks_over_http() -> None:
     assert isinstance(delivery, Delivery)
     assert (delivery.state, delivery.status_code) == ("delivered", 204)
     [(body, signature)] = received
-    assert verify({"Ittybit-Signature": signature or ""}, body, [DEFAULT_WEBHOOK_SECRET])
+    assert (
+        verify({"Ittybit-Signature": signature or ""}, body, [DEFAULT_WEBHOOK_SECRET]) == "ittybit"
+    )
 
 
 def test_unreachable_webhook_url_is_recorded_not_raised() -> None:

@@ -1,4 +1,4 @@
-"""Migration 0006 drops the indexes no query of the app uses (docs/performance.md, the index
+"""Migration 0007 drops the indexes no query of the app uses (docs/performance.md, the index
 audit) and puts them back when reversed, on whichever database the suite runs."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 TABLES = ("tapestry_media_task", "tapestry_media_submission", "tapestry_media_webhookevent")
-BEFORE = ("tapestry_media", "0005_task_submit_any_input")
-AFTER = ("tapestry_media", "0006_drop_unused_indexes")
+BEFORE = ("tapestry_media", "0006_event_cursor")
+AFTER = ("tapestry_media", "0007_drop_unused_indexes")
 #: What every database loses (the model state's indexes); PostgreSQL its ``_like`` copies too.
 STATE_INDEXES = {
     "tapestry_media_task_status_e3915414",
@@ -57,7 +57,7 @@ def migrate(target: tuple[str, str]) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_0006_drops_the_unused_indexes_and_reverses() -> None:
+def test_0007_drops_the_unused_indexes_and_reverses() -> None:
     latest = indexes()
     postgresql = connection.vendor == "postgresql"
     try:
@@ -77,7 +77,7 @@ def test_0006_drops_the_unused_indexes_and_reverses() -> None:
             "tapestry_media_task": "fillfactor=70",
             "tapestry_media_submission": "fillfactor=90",
         }
-        migration = importlib.import_module("tapestry_media.migrations.0006_drop_unused_indexes")
+        migration = importlib.import_module("tapestry_media.migrations.0007_drop_unused_indexes")
         expected = set(migration.POSTGRESQL_DROPPED)
         assert {n for n in expected if n.endswith("_like")}, "PostgreSQL drops the _like copies"
     assert expected >= STATE_INDEXES

@@ -47,13 +47,6 @@ NOW = 1_736_935_200.5  # 2025-01-15T10:00:00.5Z
 
 
 @pytest.fixture
-def server() -> Iterator[ContractServer]:
-    with ContractServer() as running:
-        yield running
-    assert running.errors == []
-
-
-@pytest.fixture
 def sleeps() -> list[float]:
     return []
 
@@ -62,7 +55,7 @@ MakeBackend = Callable[..., IttybitBackend]
 
 
 @pytest.fixture
-def make_backend(server: ContractServer, sleeps: list[float]) -> Iterator[MakeBackend]:
+def make_backend(contract_server: ContractServer, sleeps: list[float]) -> Iterator[MakeBackend]:
     """``make_backend(HTTP_RETRIES=1, ..., sleep=..., clock=...)``: settings as keyword
     arguments in capitals, backend arguments in lower case. The sleeper records by default."""
     made: list[IttybitBackend] = []
@@ -70,7 +63,7 @@ def make_backend(server: ContractServer, sleeps: list[float]) -> Iterator[MakeBa
     def make(**kwargs: Any) -> IttybitBackend:
         config = Settings(
             API_KEY=DEFAULT_API_KEY,
-            API_BASE_URL=server.url,
+            API_BASE_URL=contract_server.url,
             CONNECT_TIMEOUT=1.0,
             READ_TIMEOUT=2.0,
             HTTP_RETRIES=3,
@@ -98,11 +91,11 @@ def backend(make_backend: MakeBackend) -> IttybitBackend:
 
 
 def test_create_sends_the_seed_body_with_bearer_and_idempotency_key(
-    backend: IttybitBackend, server: ContractServer
+    backend: IttybitBackend, contract_server: ContractServer
 ) -> None:
     task = backend.create(SPEC, idempotency_key=KEY)
 
-    request = server.last_request
+    request = contract_server.last_request
     assert (request.method, request.path, request.status) == ("POST", "/tasks", 201)
     assert request.json == SEED_BODY
     assert request.header("Authorization") == f"Bearer {DEFAULT_API_KEY}"
@@ -111,61 +104,109 @@ def test_create_sends_the_seed_body_with_bearer_and_idempotency_key(
     assert request.header("Accept") == "application/json"
     assert (request.header("User-Agent") or "").startswith("tapestry-media/")
     assert request.header("Accept-Version") is None
-    assert task.id == server.task_ids[0]
+    assert task.id == contract_server.task_ids[0]
     assert task.status == Status.PENDING
     assert task.metadata == SEED_BODY["metadata"]
 
 
-def test_accept_version_sent_when_configured(
-    make_backend: MakeBackend, server: ContractServer
+def test_the_sdk_version_refuses_the_seed_body_so_the_tasks_mode_sends_none(
+    make_backend: MakeBackend, contract_server: ContractServer
 ) -> None:
-    make_backend(API_VERSION="2025-08-20").create(SPEC, idempotency_key=KEY)
-    assert server.last_request.header("Accept-Version") == "2025-08-20"
+    # An explicit API_VERSION is sent as it is; 2025-08-20's POST /tasks takes url/file_id.
+    with pytest.raises(PermanentBackendError) as caught:
+        make_backend(API_VERSION="2025-08-20").create(SPEC, idempotency_key=KEY)
+    assert contract_server.last_request.header("Accept-Version") == "2025-08-20"
+    assert caught.value.status_code == 400
+    assert "'url' or 'file_id'" in caught.value.message
+    # the default ("auto") sends no version with the seed's body, and it is taken
+    make_backend().create(SPEC, idempotency_key=KEY)
+    assert contract_server.last_request.header("Accept-Version") is None
+    assert contract_server.last_request.status == 201
+
+
+def test_jobs_mode_posts_the_seed_body_to_jobs_with_its_version(
+    make_backend: MakeBackend, contract_server: ContractServer
+) -> None:
+    backend = make_backend(
+        API_MODE="jobs", WEBHOOK_URL="https://tapestry-app.com/media/webhooks/ittybit/"
+    )
+    job = backend.create(SPEC, idempotency_key=KEY)
+
+    request = contract_server.last_request
+    assert (request.method, request.path, request.status) == ("POST", "/jobs", 201)
+    assert request.json == SEED_BODY  # exactly the seed's body: no webhook_url
+    assert request.header("Accept-Version") == "latest"
+    assert request.header("Idempotency-Key") == KEY
+    assert job.id.startswith("job_")
+    assert (job.status, job.raw_status) == (Status.PENDING, "queued")
+    assert job.metadata == SEED_BODY["metadata"]
+
+
+def test_jobs_mode_gets_the_job_with_its_url_output_and_ms_timestamps(
+    make_backend: MakeBackend, contract_server: ContractServer
+) -> None:
+    backend = make_backend(API_MODE="jobs")
+    job_id = backend.create(SPEC, idempotency_key=KEY).id
+    shown = contract_server.complete(job_id, deliver=False)
+
+    job = backend.get(job_id)
+
+    assert contract_server.last_request.path == f"/jobs/{job_id}"
+    assert job.status == Status.SUCCEEDED
+    assert job.output_url == shown["output"]
+    assert job.finished_at == datetime.fromtimestamp(shown["finished_at"] / 1000, tz=UTC)
+
+
+def test_jobs_mode_without_a_version_when_told(
+    make_backend: MakeBackend, contract_server: ContractServer
+) -> None:
+    make_backend(API_MODE="jobs", API_VERSION="").create(SPEC, idempotency_key=KEY)
+    assert contract_server.last_request.header("Accept-Version") is None
 
 
 def test_webhook_url_from_settings_when_the_spec_has_none(
-    make_backend: MakeBackend, server: ContractServer
+    make_backend: MakeBackend, contract_server: ContractServer
 ) -> None:
     backend = make_backend(WEBHOOK_URL="https://tapestry-app.com/media/webhooks/ittybit/")
     backend.create(SPEC, idempotency_key=KEY)
-    assert server.last_request.json == {
+    assert contract_server.last_request.json == {
         **SEED_BODY,
         "webhook_url": "https://tapestry-app.com/media/webhooks/ittybit/",
     }
 
     own = replace(SPEC, webhook_url="https://other.example/hook/")
     backend.create(own, idempotency_key=KEY[::-1])
-    assert server.last_request.json["webhook_url"] == "https://other.example/hook/"
+    assert contract_server.last_request.json["webhook_url"] == "https://other.example/hook/"
 
 
 def test_replayed_key_returns_the_same_task(
-    backend: IttybitBackend, server: ContractServer
+    backend: IttybitBackend, contract_server: ContractServer
 ) -> None:
     first = backend.create(SPEC, idempotency_key=KEY)
     second = backend.create(SPEC, idempotency_key=KEY)
     assert first.id == second.id
-    assert server.tasks_created == 1
-    assert [r.status for r in server.requests] == [201, 200]
+    assert contract_server.tasks_created == 1
+    assert [r.status for r in contract_server.requests] == [201, 200]
 
 
 @pytest.mark.parametrize("key", ["short", "x" * 33, "has a space in it!!", "ü" * 20, ""])
 def test_bad_idempotency_key_is_refused_before_any_request(
-    backend: IttybitBackend, server: ContractServer, key: str
+    backend: IttybitBackend, contract_server: ContractServer, key: str
 ) -> None:
     with pytest.raises(ValueError, match="Idempotency-Key"):
         backend.create(SPEC, idempotency_key=key)
-    assert server.requests == []
+    assert contract_server.requests == []
 
 
-def test_connections_are_pooled(backend: IttybitBackend, server: ContractServer) -> None:
+def test_connections_are_pooled(backend: IttybitBackend, contract_server: ContractServer) -> None:
     task = backend.create(SPEC, idempotency_key=KEY)
     for _ in range(4):
         backend.get(task.id)
-    assert len({r.client for r in server.requests}) == 1
+    assert len({r.client for r in contract_server.requests}) == 1
 
 
 def test_concurrent_creates_share_one_backend(
-    backend: IttybitBackend, server: ContractServer
+    backend: IttybitBackend, contract_server: ContractServer
 ) -> None:
     results: list[str] = []
     lock = threading.Lock()
@@ -182,34 +223,39 @@ def test_concurrent_creates_share_one_backend(
     for thread in threads:
         thread.join()
     assert len(results) == 12
-    assert server.tasks_created == 9  # 8 distinct keys + 1 shared key
+    assert contract_server.tasks_created == 9  # 8 distinct keys + 1 shared key
 
 
 # --- get --------------------------------------------------------------------------------------
 
 
-def test_get_returns_the_current_state(backend: IttybitBackend, server: ContractServer) -> None:
+def test_get_returns_the_current_state(
+    backend: IttybitBackend, contract_server: ContractServer
+) -> None:
     task = backend.create(SPEC, idempotency_key=KEY)
-    server.complete(task.id)
+    contract_server.complete(task.id)
 
     fetched = backend.get(task.id)
     assert fetched.status == Status.SUCCEEDED
     assert fetched.output_url == f"https://cdn.example.test/{task.id}.mp4"
     assert fetched.metadata == SEED_BODY["metadata"]
-    assert (server.last_request.method, server.last_request.path) == ("GET", f"/tasks/{task.id}")
+    assert (contract_server.last_request.method, contract_server.last_request.path) == (
+        "GET",
+        f"/tasks/{task.id}",
+    )
 
 
-def test_get_quotes_the_id(backend: IttybitBackend, server: ContractServer) -> None:
+def test_get_quotes_the_id(backend: IttybitBackend, contract_server: ContractServer) -> None:
     with pytest.raises(PermanentBackendError) as caught:
         backend.get("task/../x?y")
-    assert server.last_request.path == "/tasks/task%2F..%2Fx%3Fy"
+    assert contract_server.last_request.path == "/tasks/task%2F..%2Fx%3Fy"
     assert caught.value.status_code == 404
     assert caught.value.kind == "not_found"
 
 
-def test_jobs_path_is_a_setting(make_backend: MakeBackend, server: ContractServer) -> None:
+def test_jobs_path_is_a_setting(make_backend: MakeBackend, contract_server: ContractServer) -> None:
     task = make_backend(TASKS_PATH="/jobs").create(SPEC, idempotency_key=KEY)
-    assert server.last_request.path == "/jobs"
+    assert contract_server.last_request.path == "/jobs"
     assert task.raw["object"] == "job"
 
 
@@ -217,60 +263,60 @@ def test_jobs_path_is_a_setting(make_backend: MakeBackend, server: ContractServe
 
 
 def test_429_retry_after_seconds_is_honoured(
-    backend: IttybitBackend, server: ContractServer, sleeps: list[float]
+    backend: IttybitBackend, contract_server: ContractServer, sleeps: list[float]
 ) -> None:
-    server.inject(Fault.rate_limited(retry_after=2))
+    contract_server.inject(Fault.rate_limited(retry_after=2))
     task = backend.create(SPEC, idempotency_key=KEY)
     assert sleeps == [2.0]
-    assert [r.status for r in server.requests] == [429, 201]
-    assert server.task_ids == [task.id]
+    assert [r.status for r in contract_server.requests] == [429, 201]
+    assert contract_server.task_ids == [task.id]
 
 
 def test_429_retry_after_http_date_is_honoured(
-    make_backend: MakeBackend, server: ContractServer, sleeps: list[float]
+    make_backend: MakeBackend, contract_server: ContractServer, sleeps: list[float]
 ) -> None:
     backend = make_backend(clock=lambda: NOW)
     retry_at = http_date(1_736_935_208)  # "Wed, 15 Jan 2025 10:00:08 GMT"; NOW is 10:00:00.5
-    server.inject(Fault.rate_limited(retry_after=retry_at))
+    contract_server.inject(Fault.rate_limited(retry_after=retry_at))
     backend.create(SPEC, idempotency_key=KEY)
     assert retry_at == "Wed, 15 Jan 2025 10:00:08 GMT"
     assert sleeps == [7.5]
 
 
 def test_5xx_backs_off_exponentially(
-    backend: IttybitBackend, server: ContractServer, sleeps: list[float]
+    backend: IttybitBackend, contract_server: ContractServer, sleeps: list[float]
 ) -> None:
-    server.inject(Fault.error(500), Fault.error(502), Fault.unavailable())
+    contract_server.inject(Fault.error(500), Fault.error(502), Fault.unavailable())
     task = backend.create(SPEC, idempotency_key=KEY)
     assert sleeps == [0.5, 1.0, 2.0]
-    assert [r.status for r in server.requests] == [500, 502, 503, 201]
-    assert server.task_ids == [task.id]
+    assert [r.status for r in contract_server.requests] == [500, 502, 503, 201]
+    assert contract_server.task_ids == [task.id]
 
 
 def test_backoff_is_capped(
-    make_backend: MakeBackend, server: ContractServer, sleeps: list[float]
+    make_backend: MakeBackend, contract_server: ContractServer, sleeps: list[float]
 ) -> None:
     backend = make_backend(HTTP_BACKOFF_FACTOR=10.0, HTTP_BACKOFF_MAX=15.0)
-    server.inject(Fault.error(503, times=3))
+    contract_server.inject(Fault.error(503, times=3))
     backend.create(SPEC, idempotency_key=KEY)
     assert sleeps == [10.0, 15.0, 15.0]
 
 
 def test_jitter_is_added_from_the_injected_random(
-    make_backend: MakeBackend, server: ContractServer, sleeps: list[float]
+    make_backend: MakeBackend, contract_server: ContractServer, sleeps: list[float]
 ) -> None:
     draws = iter([0.5, 0.25])
     backend = make_backend(jitter=0.4, random=lambda: next(draws))
-    server.inject(Fault.error(503, times=2))
+    contract_server.inject(Fault.error(503, times=2))
     backend.create(SPEC, idempotency_key=KEY)
     assert sleeps == pytest.approx([0.5 + 0.2, 1.0 + 0.1])
 
 
 def test_default_jitter_varies_the_delays(
-    make_backend: MakeBackend, server: ContractServer, sleeps: list[float]
+    make_backend: MakeBackend, contract_server: ContractServer, sleeps: list[float]
 ) -> None:
     backend = make_backend(jitter=None)  # HTTP_BACKOFF_FACTOR's worth of jitter
-    server.inject(Fault.error(503, times=3))
+    contract_server.inject(Fault.error(503, times=3))
     backend.create(SPEC, idempotency_key=KEY)
     assert len(sleeps) == 3
     for delay, base in zip(sleeps, [0.5, 1.0, 2.0], strict=True):
@@ -279,19 +325,19 @@ def test_default_jitter_varies_the_delays(
 
 @pytest.mark.parametrize("status", [408, 409, 429, 500, 502, 503, 504, 599])
 def test_retryable_statuses(
-    backend: IttybitBackend, server: ContractServer, sleeps: list[float], status: int
+    backend: IttybitBackend, contract_server: ContractServer, sleeps: list[float], status: int
 ) -> None:
-    server.inject(Fault.error(status))
+    contract_server.inject(Fault.error(status))
     backend.create(SPEC, idempotency_key=KEY)
-    assert [r.status for r in server.requests] == [status, 201]
+    assert [r.status for r in contract_server.requests] == [status, 201]
     assert sleeps == [0.5]
 
 
 def test_retries_spent_raise_transient_with_details(
-    make_backend: MakeBackend, server: ContractServer, sleeps: list[float]
+    make_backend: MakeBackend, contract_server: ContractServer, sleeps: list[float]
 ) -> None:
     backend = make_backend(HTTP_RETRIES=2)
-    server.inject(Fault.unavailable(times=None, message="maintenance window"))
+    contract_server.inject(Fault.unavailable(times=None, message="maintenance window"))
     with pytest.raises(TransientBackendError) as caught:
         backend.create(SPEC, idempotency_key=KEY)
     error = caught.value
@@ -299,15 +345,15 @@ def test_retries_spent_raise_transient_with_details(
     assert (error.status_code, error.kind) == (503, "server_error")
     assert "maintenance window" in error.message
     assert "after 3 attempts" in error.message
-    assert server.count("POST", "/tasks") == 3
+    assert contract_server.count("POST", "/tasks") == 3
     assert sleeps == [0.5, 1.0]
 
 
 def test_rate_limit_spent_carries_retry_after(
-    make_backend: MakeBackend, server: ContractServer, sleeps: list[float]
+    make_backend: MakeBackend, contract_server: ContractServer, sleeps: list[float]
 ) -> None:
     backend = make_backend(HTTP_RETRIES=1)
-    server.inject(Fault.rate_limited(retry_after=3, times=None))
+    contract_server.inject(Fault.rate_limited(retry_after=3, times=None))
     with pytest.raises(TransientBackendError) as caught:
         backend.create(SPEC, idempotency_key=KEY)
     assert (caught.value.status_code, caught.value.kind) == (429, "rate_limited")
@@ -316,20 +362,20 @@ def test_rate_limit_spent_carries_retry_after(
 
 
 def test_retry_after_beyond_the_cap_is_left_to_the_caller(
-    backend: IttybitBackend, server: ContractServer, sleeps: list[float]
+    backend: IttybitBackend, contract_server: ContractServer, sleeps: list[float]
 ) -> None:
-    server.inject(Fault.rate_limited(retry_after=120))
+    contract_server.inject(Fault.rate_limited(retry_after=120))
     with pytest.raises(TransientBackendError) as caught:
         backend.create(SPEC, idempotency_key=KEY)
     assert caught.value.retry_after == 120.0
     assert sleeps == []
-    assert server.count() == 1
+    assert contract_server.count() == 1
 
 
 def test_unreadable_retry_after_falls_back_to_backoff(
-    backend: IttybitBackend, server: ContractServer, sleeps: list[float]
+    backend: IttybitBackend, contract_server: ContractServer, sleeps: list[float]
 ) -> None:
-    server.inject(Fault.rate_limited(retry_after="soon-ish"))
+    contract_server.inject(Fault.rate_limited(retry_after="soon-ish"))
     backend.create(SPEC, idempotency_key=KEY)
     assert sleeps == [0.5]
 
@@ -338,38 +384,38 @@ def test_unreadable_retry_after_falls_back_to_backoff(
 
 
 def test_created_then_reset_ends_with_one_task(
-    backend: IttybitBackend, server: ContractServer, sleeps: list[float]
+    backend: IttybitBackend, contract_server: ContractServer, sleeps: list[float]
 ) -> None:
-    server.inject(Fault.created_then_reset())
+    contract_server.inject(Fault.created_then_reset())
     task = backend.create(SPEC, idempotency_key=KEY)
-    assert server.tasks_created == 1
-    assert server.task_ids == [task.id]
-    assert [r.status for r in server.requests] == [None, 200]  # reset, then the replay
+    assert contract_server.tasks_created == 1
+    assert contract_server.task_ids == [task.id]
+    assert [r.status for r in contract_server.requests] == [None, 200]  # reset, then the replay
     assert sleeps == [0.5]
 
 
 def test_created_then_500_ends_with_one_task(
-    backend: IttybitBackend, server: ContractServer
+    backend: IttybitBackend, contract_server: ContractServer
 ) -> None:
-    server.inject(Fault.created_then_error(500))
+    contract_server.inject(Fault.created_then_error(500))
     task = backend.create(SPEC, idempotency_key=KEY)
-    assert server.tasks_created == 1
-    assert server.task_ids == [task.id]
-    assert [r.status for r in server.requests] == [500, 200]
+    assert contract_server.tasks_created == 1
+    assert contract_server.task_ids == [task.id]
+    assert [r.status for r in contract_server.requests] == [500, 200]
 
 
 def test_created_then_read_timeout_ends_with_one_task(
-    make_backend: MakeBackend, server: ContractServer
+    make_backend: MakeBackend, contract_server: ContractServer
 ) -> None:
     backend = make_backend(READ_TIMEOUT=0.2)
-    server.inject(Fault.created_then_slow(1.0))
+    contract_server.inject(Fault.created_then_slow(1.0))
     task = backend.create(SPEC, idempotency_key=KEY)
-    assert server.task_ids == [task.id]
-    assert server.count("POST", "/tasks", 200) == 1
+    assert contract_server.task_ids == [task.id]
+    assert contract_server.count("POST", "/tasks", 200) == 1
 
 
 def test_retry_while_the_first_is_in_flight_gets_409_then_the_task(
-    make_backend: MakeBackend, server: ContractServer
+    make_backend: MakeBackend, contract_server: ContractServer
 ) -> None:
     # The first request holds the key for 0.6 s; the client gives up after 0.2 s and retries
     # (really sleeping) into "409 idempotency in flight" until the task exists.
@@ -377,18 +423,18 @@ def test_retry_while_the_first_is_in_flight_gets_409_then_the_task(
         READ_TIMEOUT=0.2, HTTP_RETRIES=8, HTTP_BACKOFF_FACTOR=0.1, HTTP_BACKOFF_MAX=0.4,
         sleep=time.sleep,
     )  # fmt: skip
-    server.inject(Fault.slow(0.6, stage="processing", method="POST"))
+    contract_server.inject(Fault.slow(0.6, stage="processing", method="POST"))
     task = backend.create(SPEC, idempotency_key=KEY)
-    assert server.task_ids == [task.id]
-    assert server.count("POST", status=409) >= 1
-    assert server.count("POST", status=200) == 1
+    assert contract_server.task_ids == [task.id]
+    assert contract_server.count("POST", status=409) >= 1
+    assert contract_server.count("POST", status=200) == 1
 
 
 # --- errors that are not retried --------------------------------------------------------------
 
 
 def test_400_is_not_retried_and_surfaces_kind_and_message(
-    backend: IttybitBackend, server: ContractServer, sleeps: list[float]
+    backend: IttybitBackend, contract_server: ContractServer, sleeps: list[float]
 ) -> None:
     with pytest.raises(PermanentBackendError) as caught:
         backend.create(replace(SPEC, kind=""), idempotency_key=KEY)
@@ -399,19 +445,19 @@ def test_400_is_not_retried_and_surfaces_kind_and_message(
         "request_invalid",
         "'kind' is required.",
     )
-    assert server.count() == 1
+    assert contract_server.count() == 1
     assert sleeps == []
 
 
 def test_422_metadata_rejected_by_the_server(
-    backend: IttybitBackend, server: ContractServer
+    backend: IttybitBackend, contract_server: ContractServer
 ) -> None:
     too_many = {f"k{i}": "v" for i in range(33)}
     with pytest.raises(PermanentBackendError) as caught:
         backend.create(replace(SPEC, metadata=too_many), idempotency_key=KEY)
     assert caught.value.status_code == 422
     assert "at most 32" in caught.value.message
-    assert server.count() == 1
+    assert contract_server.count() == 1
 
 
 @pytest.mark.parametrize(
@@ -419,19 +465,23 @@ def test_422_metadata_rejected_by_the_server(
     [(400, "request_invalid"), (402, "payment_required"), (403, "forbidden"), (404, "not_found")],
 )
 def test_permanent_statuses_are_not_retried(
-    backend: IttybitBackend, server: ContractServer, sleeps: list[float], status: int, kind: str
+    backend: IttybitBackend,
+    contract_server: ContractServer,
+    sleeps: list[float],
+    status: int,
+    kind: str,
 ) -> None:
-    server.inject(Fault.error(status, message=f"refused with {status}"))
+    contract_server.inject(Fault.error(status, message=f"refused with {status}"))
     with pytest.raises(PermanentBackendError) as caught:
         backend.create(SPEC, idempotency_key=KEY)
     assert (caught.value.status_code, caught.value.kind) == (status, kind)
     assert caught.value.message == f"refused with {status}"
-    assert server.count() == 1
+    assert contract_server.count() == 1
     assert sleeps == []
 
 
 def test_401_says_the_key_is_wrong(
-    make_backend: MakeBackend, server: ContractServer, sleeps: list[float]
+    make_backend: MakeBackend, contract_server: ContractServer, sleeps: list[float]
 ) -> None:
     backend = make_backend(API_KEY="key_revoked_0000")
     with pytest.raises(AuthenticationError) as caught:
@@ -443,23 +493,25 @@ def test_401_says_the_key_is_wrong(
     assert "rejected the API key" in error.message
     assert "TAPESTRY_MEDIA['API_KEY']" in error.message
     assert "key_revoked_0000" not in str(error)
-    assert server.count() == 1
+    assert contract_server.count() == 1
     assert sleeps == []
 
 
 def test_missing_api_key_fails_without_a_request(
-    make_backend: MakeBackend, server: ContractServer
+    make_backend: MakeBackend, contract_server: ContractServer
 ) -> None:
     with pytest.raises(AuthenticationError, match=r"TAPESTRY_MEDIA\['API_KEY'\]"):
         make_backend(API_KEY="").get("task_1")
-    assert server.requests == []
+    assert contract_server.requests == []
 
 
 @pytest.mark.parametrize("shape", ["kind", "message", "nested", "text", "html"])
 def test_every_error_body_shape_is_surfaced(
-    backend: IttybitBackend, server: ContractServer, shape: Any
+    backend: IttybitBackend, contract_server: ContractServer, shape: Any
 ) -> None:
-    server.inject(Fault.error(422, kind="options_invalid", message="width < 0", error_shape=shape))
+    contract_server.inject(
+        Fault.error(422, kind="options_invalid", message="width < 0", error_shape=shape)
+    )
     with pytest.raises(PermanentBackendError) as caught:
         backend.create(SPEC, idempotency_key=KEY)
     error = caught.value
@@ -484,22 +536,24 @@ def test_every_error_body_shape_is_surfaced(
     ],
 )  # fmt: skip
 def test_raw_error_bodies(
-    backend: IttybitBackend, server: ContractServer, body: bytes, kind: str, message: str
+    backend: IttybitBackend, contract_server: ContractServer, body: bytes, kind: str, message: str
 ) -> None:
-    server.inject(Fault.error(422, body=body))
+    contract_server.inject(Fault.error(422, body=body))
     with pytest.raises(PermanentBackendError) as caught:
         backend.create(SPEC, idempotency_key=KEY)
     assert caught.value.kind == kind
     assert caught.value.message.startswith(message)
 
 
-def test_a_redirect_is_not_followed(backend: IttybitBackend, server: ContractServer) -> None:
-    server.inject(Fault.error(302, body=b"", content_type="text/plain"))
+def test_a_redirect_is_not_followed(
+    backend: IttybitBackend, contract_server: ContractServer
+) -> None:
+    contract_server.inject(Fault.error(302, body=b"", content_type="text/plain"))
     with pytest.raises(PermanentBackendError) as caught:
         backend.create(SPEC, idempotency_key=KEY)
     assert caught.value.kind == "unexpected_redirect"
     assert "API_BASE_URL" in caught.value.message
-    assert server.count() == 1
+    assert contract_server.count() == 1
 
 
 @pytest.mark.parametrize(
@@ -516,24 +570,24 @@ def test_a_redirect_is_not_followed(backend: IttybitBackend, server: ContractSer
     ],
 )
 def test_a_2xx_that_is_not_a_task_is_transient(
-    backend: IttybitBackend, server: ContractServer, body: bytes
+    backend: IttybitBackend, contract_server: ContractServer, body: bytes
 ) -> None:
-    server.inject(Fault(status=201, body=body, method="POST"))
+    contract_server.inject(Fault(status=201, body=body, method="POST"))
     with pytest.raises(TransientBackendError) as caught:
         backend.create(SPEC, idempotency_key=KEY)
     assert (caught.value.kind, caught.value.status_code) == ("bad_response", 201)
-    assert server.count() == 1
+    assert contract_server.count() == 1
 
 
 def test_a_task_with_unparseable_fields_is_a_backend_error(
-    backend: IttybitBackend, server: ContractServer
+    backend: IttybitBackend, contract_server: ContractServer
 ) -> None:
     # remote.parse_task raises OverflowError on ``"progress": Infinity`` (reported); whatever
     # it does, the client answers with a task or a BackendError, never a raw exception.
-    server.transform = lambda body: {**body, "progress": float("inf")}
+    contract_server.transform = lambda body: {**body, "progress": float("inf")}
     outcome: RemoteTask | TransientBackendError
     try:
-        outcome = backend.get(server.add_task())
+        outcome = backend.get(contract_server.add_task())
     except TransientBackendError as exc:
         outcome = exc
     if isinstance(outcome, TransientBackendError):
@@ -546,30 +600,30 @@ def test_a_task_with_unparseable_fields_is_a_backend_error(
 
 
 def test_read_timeout_is_transient(
-    make_backend: MakeBackend, server: ContractServer, sleeps: list[float]
+    make_backend: MakeBackend, contract_server: ContractServer, sleeps: list[float]
 ) -> None:
     backend = make_backend(READ_TIMEOUT=0.2, HTTP_RETRIES=1)
-    task_id = server.add_task()
-    server.inject(Fault.slow(1.0, method="GET", times=2))
+    task_id = contract_server.add_task()
+    contract_server.inject(Fault.slow(1.0, method="GET", times=2))
     started = time.monotonic()
     with pytest.raises(TransientBackendError) as caught:
         backend.get(task_id)
     assert time.monotonic() - started < 0.9
     assert caught.value.kind == "timeout"
-    assert server.count("GET") == 2
+    assert contract_server.count("GET") == 2
     assert sleeps == [0.5]
 
 
 def test_connection_reset_is_retried_then_transient(
-    make_backend: MakeBackend, server: ContractServer, sleeps: list[float]
+    make_backend: MakeBackend, contract_server: ContractServer, sleeps: list[float]
 ) -> None:
     backend = make_backend(HTTP_RETRIES=2)
-    server.inject(Fault.reset_connection(times=None))
+    contract_server.inject(Fault.reset_connection(times=None))
     with pytest.raises(TransientBackendError) as caught:
         backend.create(SPEC, idempotency_key=KEY)
     assert caught.value.kind == "connection_error"
-    assert server.count("POST") == 3
-    assert server.tasks_created == 0
+    assert contract_server.count("POST") == 3
+    assert contract_server.tasks_created == 0
     assert sleeps == [0.5, 1.0]
 
 
@@ -585,13 +639,13 @@ def test_connection_refused_is_transient(make_backend: MakeBackend, sleeps: list
 
 
 def test_the_api_key_is_never_logged(
-    make_backend: MakeBackend, server: ContractServer, caplog: pytest.LogCaptureFixture
+    make_backend: MakeBackend, contract_server: ContractServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     backend = make_backend(HTTP_RETRIES=1)
-    server.inject(Fault.error(500))
+    contract_server.inject(Fault.error(500))
     backend.create(SPEC, idempotency_key=KEY)
-    server.inject(Fault.error(400))
+    contract_server.inject(Fault.error(400))
     with pytest.raises(PermanentBackendError) as caught:
         backend.create(SPEC, idempotency_key=KEY[::-1])
     assert caplog.records  # urllib3 and the backend did log
@@ -614,17 +668,21 @@ def test_the_api_key_is_never_logged(
 @pytest.mark.parametrize("shape", ["bare", "envelope"])
 def test_response_shapes_and_timestamps(
     backend: IttybitBackend,
-    server: ContractServer,
+    contract_server: ContractServer,
     shape: Any,
     timestamps: Any,
     expected: datetime,
 ) -> None:
-    server.shape, server.timestamps, server.clock = shape, timestamps, lambda: NOW
+    contract_server.shape, contract_server.timestamps, contract_server.clock = (
+        shape,
+        timestamps,
+        lambda: NOW,
+    )
     created = backend.create(SPEC, idempotency_key=KEY)
     assert created.created_at == expected
     assert created.metadata == SEED_BODY["metadata"]
 
-    server.complete(created.id)
+    contract_server.complete(created.id)
     done = backend.get(created.id)
     assert done.status == Status.SUCCEEDED
     assert done.finished_at == expected
@@ -632,10 +690,12 @@ def test_response_shapes_and_timestamps(
 
 
 @pytest.mark.parametrize("output_style", ["object", "string", "list"])
-def test_output_styles(backend: IttybitBackend, server: ContractServer, output_style: Any) -> None:
-    server.output_style = output_style
-    task_id = server.add_task()
-    server.complete(task_id)
+def test_output_styles(
+    backend: IttybitBackend, contract_server: ContractServer, output_style: Any
+) -> None:
+    contract_server.output_style = output_style
+    task_id = contract_server.add_task()
+    contract_server.complete(task_id)
     task = backend.get(task_id)
     assert task.output_url == f"https://cdn.example.test/{task_id}.mp4"
     assert task.output is not None
@@ -657,15 +717,17 @@ def test_output_styles(backend: IttybitBackend, server: ContractServer, output_s
     ],
 )
 def test_raw_statuses_normalise(
-    backend: IttybitBackend, server: ContractServer, raw: str, status: Status
+    backend: IttybitBackend, contract_server: ContractServer, raw: str, status: Status
 ) -> None:
-    task_id = server.add_task(status=raw)
+    task_id = contract_server.add_task(status=raw)
     task = backend.get(task_id)
     assert (task.status, task.raw_status) == (status, raw)
 
 
-def test_unknown_status_does_not_crash(backend: IttybitBackend, server: ContractServer) -> None:
-    task_id = server.add_task(status="rendering_in_4d", progress=42)
+def test_unknown_status_does_not_crash(
+    backend: IttybitBackend, contract_server: ContractServer
+) -> None:
+    task_id = contract_server.add_task(status="rendering_in_4d", progress=42)
     task = backend.get(task_id)
     assert task.status is None
     assert task.raw_status == "rendering_in_4d"
@@ -682,17 +744,17 @@ def test_unknown_status_does_not_crash(backend: IttybitBackend, server: Contract
     ],
 )  # fmt: skip
 def test_failed_task_errors(
-    backend: IttybitBackend, server: ContractServer, error: Any, expected: dict[str, str]
+    backend: IttybitBackend, contract_server: ContractServer, error: Any, expected: dict[str, str]
 ) -> None:
-    task_id = server.add_task()
-    server.fail(task_id, error=error)
+    task_id = contract_server.add_task()
+    contract_server.fail(task_id, error=error)
     task = backend.get(task_id)
     assert task.status == Status.FAILED
     assert task.error == expected
 
 
-def test_unknown_fields_are_kept(backend: IttybitBackend, server: ContractServer) -> None:
-    server.transform = lambda body: {**body, "results": {"labels": ["cat"]}, "x_new": 1}
-    task = backend.get(server.add_task())
+def test_unknown_fields_are_kept(backend: IttybitBackend, contract_server: ContractServer) -> None:
+    contract_server.transform = lambda body: {**body, "results": {"labels": ["cat"]}, "x_new": 1}
+    task = backend.get(contract_server.add_task())
     assert task.raw["results"] == {"labels": ["cat"]}
     assert task.raw["x_new"] == 1

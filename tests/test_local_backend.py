@@ -9,7 +9,8 @@ import pytest
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from tapestry_media.backends import TaskSpec, get_backend, local_run
+from tapestry_media.backends import TaskSpec, get_backend
+from tapestry_media.local import run as local_run
 from tapestry_media.models import LocalJob, Submission, Task, WebhookEvent
 from tapestry_media.signals import task_failed, task_succeeded, task_updated
 from tapestry_media.status import Status
@@ -65,7 +66,7 @@ def signals():
 def test_upload_is_processed_end_to_end(
     clip, signals, monkeypatch, django_capture_on_commit_callbacks
 ) -> None:
-    from tapestry_media.engine import commands
+    from tapestry_media.local.engine import commands
 
     # ffmpeg reports every 0.5 s by default; this tiny clip encodes faster than that.
     monkeypatch.setattr(commands, "PROGRESS_INTERVAL", 0.02)

@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tapestry_media.backends.local_fetch import FetchRefused, Policy, fetch, is_public
 from tapestry_media.conf import get_settings
+from tapestry_media.local.fetch import FetchRefused, Policy, fetch, is_public
 
 REFUSED = [
     ("http://127.0.0.1/", "not a public address"),
@@ -117,7 +117,7 @@ def test_a_redirect_to_loopback_is_refused(server: str, target: str) -> None:
 def test_the_connected_peer_is_checked_too(server: str, monkeypatch) -> None:
     """If DNS answered a public address at check time but the connection reached a private one
     (rebinding), the peer check refuses it."""
-    from tapestry_media.backends import local_fetch
+    from tapestry_media.local import fetch as local_fetch
 
     monkeypatch.setattr(
         local_fetch, "resolve", lambda host, port: [ipaddress.ip_address("93.184.215.14")]

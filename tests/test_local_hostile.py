@@ -18,7 +18,8 @@ from django.core.management import call_command
 from django.urls import reverse
 
 import tapestry_media
-from tapestry_media.backends import get_backend, local_run
+from tapestry_media.backends import get_backend
+from tapestry_media.local import run as local_run
 from tapestry_media.models import LocalJob, Submission, Task
 from tapestry_media.status import Status
 from tapestry_media.testing.jobs import drain_jobs, enqueued_names

@@ -11,7 +11,7 @@ import pytest
 from django.db import OperationalError
 
 from tapestry_media.admin import reprocess
-from tapestry_media.backends.local_delivery import derived_secret
+from tapestry_media.local.delivery import derived_secret
 from tapestry_media.models import Task, WebhookEvent
 from tapestry_media.signatures import sign_ittybit
 from tapestry_media.status import Status

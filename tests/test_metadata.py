@@ -13,7 +13,7 @@ from tapestry_media.pipeline import job_priority
 from tapestry_media.signals import SubmitVetoed, task_pre_submit
 from tapestry_media.testing.jobs import enqueued, run_jobs
 
-from .conftest import video_upload
+from .helpers import video_upload
 
 SEED = {"user_id": "usr_abc123", "submission_id": "sub_9182", "campaign": "summer-launch"}
 

@@ -17,7 +17,7 @@ from tapestry_media.admin import metadata_search
 from tapestry_media.conf import validate
 from tapestry_media.models import Task, metadata_q
 
-from .conftest import video_upload
+from .helpers import video_upload
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_network", "fresh_throttles")]
 

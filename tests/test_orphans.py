@@ -20,7 +20,7 @@ from rest_framework.test import APIClient
 from tapestry_media.models import Submission, Task
 from tapestry_media.signals import task_pre_submit
 
-from .conftest import video_upload
+from .helpers import video_upload
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_throttles")]
 

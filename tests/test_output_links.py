@@ -17,7 +17,7 @@ from tapestry_media.remote import parse_task
 from tapestry_media.status import Status
 
 from .browser.site import use_example_site
-from .conftest import video_upload
+from .helpers import video_upload
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_network", "fresh_throttles")]
 

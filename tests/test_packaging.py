@@ -32,7 +32,7 @@ def test_wheel_holds_migrations_templates_and_py_typed(dist: Path) -> None:
     assert "tapestry_media/py.typed" in names
     assert "tapestry_media/migrations/0001_initial.py" in names
     assert "tapestry_media/migrations/__init__.py" in names
-    assert any(n.startswith("tapestry_media/engine/") for n in names)
+    assert any(n.startswith("tapestry_media/local/engine/") for n in names)
     assert not any(n.startswith("tests/") or n.startswith("example_project/") for n in names)
     metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
     text = zipfile.ZipFile(wheel).read(metadata).decode()

@@ -9,7 +9,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tapestry_media.conf import Settings
-from tapestry_media.engine import find_ffmpeg, probe, run_operation
+from tapestry_media.local.engine import find_ffmpeg, probe, run_operation
 from tapestry_media.models import Submission
 from tapestry_media.testing.jobs import enqueued_names, run_jobs
 

@@ -15,7 +15,7 @@ from tapestry_media.models import Submission, Task
 from tapestry_media.remote import parse_task
 from tapestry_media.status import _RANK, TERMINAL, Status
 
-from .conftest import video_upload
+from .helpers import video_upload
 
 pytestmark = pytest.mark.django_db
 

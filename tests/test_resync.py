@@ -21,7 +21,7 @@ from tapestry_media.status import Status
 from tapestry_media.testing.jobs import clear_jobs, enqueued_names, run_jobs
 from tapestry_media.testing.webhooks import post_webhook, run_on_commit_callbacks
 
-from .test_webhooks import submitted_upload
+from .helpers import submitted_upload
 
 pytestmark = pytest.mark.django_db
 

@@ -36,20 +36,17 @@ from django.utils import timezone
 
 import tapestry_media
 from tapestry_media import resync
-from tapestry_media._tasks import task_backends
 from tapestry_media.models import LocalJob, Submission, Task, WebhookEvent
 from tapestry_media.signals import task_succeeded
 from tapestry_media.status import Status
+from tapestry_media.tasks_shim import task_backends
 from tapestry_media.testing.contract_server import (
-    DEFAULT_API_KEY,
-    DEFAULT_WEBHOOK_SECRET,
     ContractServer,
     Fault,
 )
 from tapestry_media.testing.jobs import enqueued, run_jobs
-from tapestry_media.testing.webhooks import closing_deliverer
 
-from .conftest import video_upload
+from .helpers import cloud_settings, video_upload
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -78,32 +75,19 @@ def fault_schedule(creates: int, rate: float, rng: random.Random) -> list[Fault]
     return schedule
 
 
-def cloud_settings(server: ContractServer, **extra: Any) -> dict[str, Any]:
-    return {
-        "BACKEND": "ittybit",
-        "API_KEY": DEFAULT_API_KEY,
-        "API_BASE_URL": server.url,
-        "WEBHOOK_SECRETS": [DEFAULT_WEBHOOK_SECRET],
-        "WEBHOOK_URL": "https://tapestry-app.com/tapestry/webhooks/ittybit/",
-        "PUBLIC_BASE_URL": "https://tapestry-app.com",
-        **extra,
-    }
-
-
 @pytest.fixture
-def server(settings) -> Iterator[ContractServer]:
-    with ContractServer(deliver=closing_deliverer()) as running:
-        settings.TAPESTRY_MEDIA = cloud_settings(
-            running,
-            HTTP_RETRIES=1,  # one quick retry; two failures in a row reach the job's retry
-            HTTP_BACKOFF_FACTOR=0.001,
-            HTTP_BACKOFF_MAX=0.01,
-            SUBMIT_BACKOFF_BASE=0.001,
-            SUBMIT_BACKOFF_MAX=0.01,
-            READ_TIMEOUT=0.25,
-        )
-        yield running
-        assert running.errors == []
+def cloud(cloud: ContractServer, settings) -> ContractServer:
+    """The shared ``cloud``, with quick retries and a short read timeout."""
+    settings.TAPESTRY_MEDIA = cloud_settings(
+        cloud,
+        HTTP_RETRIES=1,  # one quick retry; two failures in a row reach the job's retry
+        HTTP_BACKOFF_FACTOR=0.001,
+        HTTP_BACKOFF_MAX=0.01,
+        SUBMIT_BACKOFF_BASE=0.001,
+        SUBMIT_BACKOFF_MAX=0.01,
+        READ_TIMEOUT=0.25,
+    )
+    return cloud
 
 
 @pytest.fixture
@@ -154,13 +138,13 @@ def posts_by_key(server: ContractServer) -> dict[str, set[str]]:
 # --- transient create failures ------------------------------------------------------------------
 
 
-def test_transient_create_failures_lose_and_duplicate_nothing(server, successes) -> None:
+def test_transient_create_failures_lose_and_duplicate_nothing(cloud, successes) -> None:
     rng = random.Random(20240607)
     submissions = 10  # two tasks each: video and poster
     schedule = fault_schedule(creates=2 * submissions, rate=0.3, rng=rng)
     failing = sum(1 for fault in schedule if fault.status or fault.reset or fault.delay)
     assert failing == 6
-    server.inject(*schedule)
+    cloud.inject(*schedule)
 
     for _ in range(submissions):
         Submission.objects.create(file=video_upload())  # commits: submit jobs are enqueued
@@ -180,32 +164,32 @@ def test_transient_create_failures_lose_and_duplicate_nothing(server, successes)
     assert all(t.status == Status.PENDING and t.attempt == 1 for t in tasks), Counter(
         t.status for t in tasks
     )
-    keyed = posts_by_key(server)
-    assert server.tasks_created == len(tasks)
+    keyed = posts_by_key(cloud)
+    assert cloud.tasks_created == len(tasks)
     assert all(len(ids) == 1 for ids in keyed.values()), keyed
     assert {k: ids.pop() for k, ids in keyed.items()} == {
         t.idempotency_key: t.remote_id for t in tasks
     }
-    posts = [r for r in server.requests if r.method == "POST"]
+    posts = [r for r in cloud.requests if r.method == "POST"]
     assert len(posts) >= len(tasks) + failing, "each transient failure costs one more create"
     assert {500, 503, 429, None} <= {r.status for r in posts}
-    assert server.count("POST", status=200) >= 1, "no create was replayed by its key"
+    assert cloud.count("POST", status=200) >= 1, "no create was replayed by its key"
 
     # Results: duplicated, dropped and reordered deliveries, late "processing" reports.
     late: list[Any] = []
     for task in tasks:
         assert task.remote_id
         if rng.random() < 0.3:
-            server.set_status(task.remote_id, "processing", progress=40)
-            late.append(server.deliveries[-1])
+            cloud.set_status(task.remote_id, "processing", progress=40)
+            late.append(cloud.deliveries[-1])
         roll = rng.random()
         if roll < 0.8:
-            server.inject_webhook("duplicate" if roll < 0.5 else "drop" if roll < 0.65 else "hold")
-        server.complete(task.remote_id)
-    server.release_held(reverse=True)
+            cloud.inject_webhook("duplicate" if roll < 0.5 else "drop" if roll < 0.65 else "hold")
+        cloud.complete(task.remote_id)
+    cloud.release_held(reverse=True)
     for delivery in late:
-        server.redeliver(delivery)  # a "processing" arriving after "succeeded"
-    dropped = [d for d in server.deliveries if d.state == "dropped"]
+        cloud.redeliver(delivery)  # a "processing" arriving after "succeeded"
+    dropped = [d for d in cloud.deliveries if d.state == "dropped"]
     assert dropped, "no webhook was dropped: resync had nothing to recover"
     assert Task.objects.filter(status=Status.PENDING).count() == len(dropped)
 
@@ -219,10 +203,10 @@ def test_transient_create_failures_lose_and_duplicate_nothing(server, successes)
     assert successes == {t.pk: 1 for t in tasks}
     assert set(Submission.objects.values_list("status", flat=True)) == {"ready"}
     assert resync.run(stale_after=timedelta(0), wait=True).total == 0
-    assert server.tasks_created == len(tasks)
+    assert cloud.tasks_created == len(tasks)
 
     # Each delivered event is one row; its repeats are counted on it, none lost.
-    delivered = [d for d in server.deliveries if d.state == "delivered"]
+    delivered = [d for d in cloud.deliveries if d.state == "delivered"]
     assert {d.status_code for d in delivered} == {200}
     webhook_events = WebhookEvent.objects.filter(source=WebhookEvent.Source.WEBHOOK)
     assert webhook_events.count() == len({d.event_id for d in delivered})
@@ -302,10 +286,10 @@ import django
 
 django.setup()
 from django.core.management import call_command
-from tapestry_media import jobs
+from tapestry_media import enqueue
 
 for pk in {enqueue!r}:
-    jobs.enqueue_submit(pk)
+    enqueue.enqueue_submit(pk)
 if {resync!r}:
     call_command("tapestry_media", "resync", "--stale-after", "0s")
 call_command(
@@ -447,49 +431,47 @@ def running(pid: int) -> bool:
 
 
 @pytest.mark.postgres
-def test_worker_killed_inside_the_create_call(settings, workers, successes) -> None:
-    with ContractServer(deliver=closing_deliverer()) as server:
-        settings.TAPESTRY_MEDIA = cloud_settings(server, HTTP_RETRIES=0, READ_TIMEOUT=60)
-        # The API creates the task, then takes its time to answer: the worker dies waiting.
-        server.inject(Fault.created_then_slow(30))
-        task = tapestry_media.submit(
-            input="https://tapestry-app.com/in/clip.mov",
-            kind="video",
-            options={"width": 1280, "format": "mp4"},
-            metadata={"user_id": "usr_1", "submission_id": "sub_kill"},
-        )
+def test_worker_killed_inside_the_create_call(cloud, settings, workers, successes) -> None:
+    settings.TAPESTRY_MEDIA = cloud_settings(cloud, HTTP_RETRIES=0, READ_TIMEOUT=60)
+    # The API creates the task, then takes its time to answer: the worker dies waiting.
+    cloud.inject(Fault.created_then_slow(30))
+    task = tapestry_media.submit(
+        input="https://tapestry-app.com/in/clip.mov",
+        kind="video",
+        options={"width": 1280, "format": "mp4"},
+        metadata={"user_id": "usr_1", "submission_id": "sub_kill"},
+    )
 
-        worker = workers.start(enqueue=(task.pk,))
-        wait_for(lambda: server.tasks_created == 1, 30, "the create call")
-        task.refresh_from_db()
-        assert (task.status, task.remote_id) == (Status.SUBMITTING, None)
-        Workers.kill(worker)
-        assert queue_statuses() == {"RUNNING": 1}  # django-tasks-db never finishes it
+    worker = workers.start(enqueue=(task.pk,))
+    wait_for(lambda: cloud.tasks_created == 1, 30, "the create call")
+    task.refresh_from_db()
+    assert (task.status, task.remote_id) == (Status.SUBMITTING, None)
+    Workers.kill(worker)
+    assert queue_statuses() == {"RUNNING": 1}  # django-tasks-db never finishes it
 
-        out = workers.run(resync=True)
-        assert "1 resubmitted" in out
+    out = workers.run(resync=True)
+    assert "1 resubmitted" in out
 
-        task.refresh_from_db()
-        remote_id = server.task_ids[0]
-        assert (task.status, task.remote_id) == (Status.PENDING, remote_id)
-        creates = [r for r in server.requests if r.method == "POST"]
-        assert [r.status for r in creates] == [None, 200]  # killed, then replayed by its key
-        assert len({r.header("Idempotency-Key") for r in creates}) == 1
-        assert server.tasks_created == 1
+    task.refresh_from_db()
+    remote_id = cloud.task_ids[0]
+    assert (task.status, task.remote_id) == (Status.PENDING, remote_id)
+    creates = [r for r in cloud.requests if r.method == "POST"]
+    assert [r.status for r in creates] == [None, 200]  # killed, then replayed by its key
+    assert len({r.header("Idempotency-Key") for r in creates}) == 1
+    assert cloud.tasks_created == 1
 
-        server.complete(remote_id)
-        task.refresh_from_db()
-        assert task.status == Status.SUCCEEDED
-        assert successes == {task.pk: 1}
-        assert WebhookEvent.objects.filter(task=task).count() == 1
-        assert queue_statuses() == {"RUNNING": 1, "SUCCESSFUL": 1}
-        assert server.errors == []
+    cloud.complete(remote_id)
+    task.refresh_from_db()
+    assert task.status == Status.SUCCEEDED
+    assert successes == {task.pk: 1}
+    assert WebhookEvent.objects.filter(task=task).count() == 1
+    assert queue_statuses() == {"RUNNING": 1, "SUCCESSFUL": 1}
 
 
 @pytest.fixture
 def clip(settings, tmp_path) -> str:
     """A 640x360 clip in the default storage; the engine needs about a second for it."""
-    from tapestry_media.engine import find_ffmpeg
+    from tapestry_media.local.engine import find_ffmpeg
 
     path = tmp_path / "clip.mp4"
     subprocess.run(

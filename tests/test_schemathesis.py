@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .test_demo import free_port
+from .helpers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 MANAGE = [sys.executable, str(ROOT / "example_project" / "manage.py")]

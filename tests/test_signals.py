@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,15 +20,9 @@ from tapestry_media.testing.webhooks import (
     task_payload,
 )
 
-from .test_webhooks import SignalLog, submitted_upload
+from .helpers import SignalLog, submitted_upload
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def signal_log() -> Iterator[SignalLog]:
-    with SignalLog() as log:
-        yield log
 
 
 # The kwargs each signal's docstring in tapestry_media/signals.py promises (besides sender).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from tapestry_media import signatures
@@ -260,15 +262,91 @@ def test_non_ascii_signature_value_is_rejected_cleanly() -> None:
     assert caught.value.reason == "bad_signature"
 
 
-def test_constant_time_compare_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[bytes, bytes]] = []
-    real = signatures.hmac.compare_digest
+# --- what the constant-time comparison is for -------------------------------------------------
+# Timing itself is not measured: a few nanoseconds of early exit cannot be told from the noise of
+# an HMAC on a shared machine. What can be checked is what the comparison must do: refuse a
+# signature that differs anywhere, try every secret and every signature entry, and decide alone.
 
-    def recording(a: bytes, b: bytes) -> bool:
-        calls.append((a, b))
-        return real(a, b)
 
-    monkeypatch.setattr(signatures.hmac, "compare_digest", recording)
-    verify(ittybit_headers(ITTYBIT_VECTOR), BODY, [ITTYBIT_SECRET])
-    verify(standard(), BODY, [STANDARD_SECRET], now=TS)
-    assert len(calls) == 2
+def flip_last_byte(signature_b64: str) -> str:
+    raw = bytearray(base64.b64decode(signature_b64))
+    raw[-1] ^= 0x01
+    return base64.b64encode(bytes(raw)).decode()
+
+
+def test_an_ittybit_signature_differing_at_any_position_is_refused() -> None:
+    for position, char in enumerate(ITTYBIT_VECTOR):
+        changed = "0" if char != "0" else "1"
+        signature = ITTYBIT_VECTOR[:position] + changed + ITTYBIT_VECTOR[position + 1 :]
+        with pytest.raises(SignatureError) as caught:
+            verify(ittybit_headers(signature), BODY, [ITTYBIT_SECRET])
+        assert caught.value.reason == "bad_signature", position
+    assert verify(ittybit_headers(ITTYBIT_VECTOR), BODY, [ITTYBIT_SECRET])  # positive control
+
+
+def test_a_standard_signature_differing_in_its_last_byte_is_refused() -> None:
+    headers = standard(**{"Webhook-Signature": f"v1,{flip_last_byte(STANDARD_VECTOR)}"})
+    with pytest.raises(SignatureError) as caught:
+        verify(headers, BODY, [STANDARD_SECRET], now=TS)
+    assert caught.value.reason == "bad_signature"
+
+
+#: Valid keys in both schemes, none of them the one that signed.
+DECOY_SECRETS = [
+    "whsec_ZGVjb3ktb25lLWtleQ==",
+    "whsec_ZGVjb3ktdHdvLWtleQ==",
+    "whsec_ZGVjb3ktdGhyZWUta2V5",
+]
+
+
+@pytest.mark.parametrize("position", range(len(DECOY_SECRETS) + 1))
+@pytest.mark.parametrize("scheme", ["ittybit", "standard"])
+def test_the_right_secret_is_found_at_any_position(scheme: str, position: int) -> None:
+    right = ITTYBIT_SECRET if scheme == "ittybit" else STANDARD_SECRET
+    secrets = [*DECOY_SECRETS[:position], right, *DECOY_SECRETS[position:]]
+    headers = ittybit_headers(ITTYBIT_VECTOR) if scheme == "ittybit" else standard()
+    assert signatures.match(headers, BODY, secrets, now=TS) == (scheme, position)
+
+
+@pytest.mark.parametrize("position", range(4))
+def test_the_right_standard_signature_is_found_at_any_position_in_the_header(
+    position: int,
+) -> None:
+    decoys = [f"v1,{flip_last_byte(STANDARD_VECTOR)}", "v1,bm9wZQ==", "v1a,ignored"]
+    entries = [*decoys[:position], f"v1,{STANDARD_VECTOR}", *decoys[position:]]
+    headers = standard(**{"Webhook-Signature": " ".join(entries)})
+    assert verify(headers, BODY, [STANDARD_SECRET], now=TS) == "standard"
+    only_decoys = standard(**{"Webhook-Signature": " ".join(decoys)})
+    with pytest.raises(SignatureError):
+        verify(only_decoys, BODY, [STANDARD_SECRET], now=TS)
+
+
+# A structural check, kept on purpose: the verdict is hmac.compare_digest's alone, so no ``==``
+# or early exit elsewhere decides it. It does not count calls: comparing more entries, or in
+# another order, still passes.
+@pytest.mark.parametrize("scheme", ["ittybit", "standard"])
+def test_the_verdict_is_the_constant_time_comparisons(
+    monkeypatch: pytest.MonkeyPatch, scheme: str
+) -> None:
+    def check(signature_headers: dict[str, str], secret: str) -> str:
+        return verify(signature_headers, BODY, [secret], now=TS)
+
+    right, secret = (
+        (ittybit_headers(ITTYBIT_VECTOR), ITTYBIT_SECRET)
+        if scheme == "ittybit"
+        else (standard(), STANDARD_SECRET)
+    )
+    wrong = (
+        ittybit_headers("0" * 64)
+        if scheme == "ittybit"
+        else standard(**{"Webhook-Signature": f"v1,{flip_last_byte(STANDARD_VECTOR)}"})
+    )
+    assert check(right, secret) == scheme
+    with pytest.raises(SignatureError):
+        check(wrong, secret)
+
+    monkeypatch.setattr(signatures.hmac, "compare_digest", lambda a, b: False)
+    with pytest.raises(SignatureError):
+        check(right, secret)
+    monkeypatch.setattr(signatures.hmac, "compare_digest", lambda a, b: True)
+    assert check(wrong, secret) == scheme

@@ -1,4 +1,5 @@
-"""The state machine, exhaustively: every (current, reported) pair and every local move."""
+"""The state machine, exhaustively: every (current, reported) pair, and each local move the
+app's code makes, from every status."""
 
 from __future__ import annotations
 
@@ -6,15 +7,11 @@ import itertools
 
 import pytest
 
-from tapestry_media.status import (
-    LOCAL_MOVES,
-    REMOTE,
-    TERMINAL,
-    Status,
-    can_apply_remote,
-    can_move_locally,
-    normalize,
-)
+from tapestry_media.models import Submission, Task
+from tapestry_media.pipeline import start_new_attempt, supersede_old_generations
+from tapestry_media.status import REMOTE, TERMINAL, Status, can_apply_remote, normalize
+
+from .helpers import upload
 
 ORDER = [Status.CREATED, Status.SUBMITTING, Status.PENDING, Status.PROCESSING]
 
@@ -43,29 +40,6 @@ def test_late_processing_never_overwrites_succeeded() -> None:
     assert can_apply_remote(Status.PROCESSING, Status.SUCCEEDED)  # positive control
 
 
-@pytest.mark.parametrize(("current", "new"), list(itertools.product(Status, Status)))
-def test_local_moves_are_exactly_the_table(current: Status, new: Status) -> None:
-    allowed = {
-        (Status.CREATED, Status.SUBMITTING),
-        (Status.CREATED, Status.SUPERSEDED),
-        (Status.SUBMITTING, Status.CREATED),
-        (Status.SUBMITTING, Status.PENDING),
-        (Status.SUBMITTING, Status.FAILED),
-        (Status.SUBMITTING, Status.SUPERSEDED),
-        (Status.PENDING, Status.SUPERSEDED),
-        (Status.PROCESSING, Status.SUPERSEDED),
-        (Status.FAILED, Status.CREATED),
-        (Status.CANCELLED, Status.CREATED),
-    }
-    assert can_move_locally(current, new) is ((current, new) in allowed)
-
-
-def test_only_submit_moves_between_created_and_submitting() -> None:
-    into_submitting = {s for s, targets in LOCAL_MOVES.items() if Status.SUBMITTING in targets}
-    assert into_submitting == {Status.CREATED}
-    assert not can_apply_remote(Status.CREATED, Status.SUBMITTING)
-
-
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
@@ -92,3 +66,38 @@ def test_only_submit_moves_between_created_and_submitting() -> None:
 )
 def test_normalize(raw: object, expected: Status | None) -> None:
     assert normalize(raw) == expected
+
+
+# --- local moves: the code that makes them, from every status ----------------------------------
+
+UNFINISHED = {Status.CREATED, Status.SUBMITTING, Status.PENDING, Status.PROCESSING}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("status", list(Status))
+def test_a_newer_file_supersedes_exactly_the_unfinished_tasks(status: Status) -> None:
+    sub = upload()
+    Task.objects.filter(submission=sub).update(status=status)
+    Submission.objects.filter(pk=sub.pk).update(file_generation=sub.file_generation + 1)
+    sub.refresh_from_db()
+
+    moved = supersede_old_generations(sub)
+
+    expected = Status.SUPERSEDED if status in UNFINISHED else status
+    assert set(sub.tasks.values_list("status", flat=True)) == {expected}
+    assert moved == (2 if status in UNFINISHED else 0)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("status", list(Status))
+def test_only_a_failed_or_cancelled_task_starts_a_new_attempt(status: Status) -> None:
+    task = Task.objects.create(
+        kind="video", input="https://x.test/a.mov", backend="dummy", status=status, remote_id="t1"
+    )
+
+    retried = start_new_attempt(task.pk)
+
+    task.refresh_from_db()
+    assert retried is (status in {Status.FAILED, Status.CANCELLED})
+    expected = (Status.CREATED, 2, None) if retried else (status, 1, "t1")
+    assert (task.status, task.attempt, task.remote_id) == expected

@@ -16,7 +16,7 @@ from tapestry_media.pipeline import start_new_attempt
 from tapestry_media.status import Status
 from tapestry_media.testing.jobs import enqueued, enqueued_names, run_jobs
 
-from .conftest import video_upload
+from .helpers import upload, video_upload
 
 pytestmark = pytest.mark.django_db
 
@@ -35,12 +35,6 @@ def run_until_settled() -> None:
             return
         time_passes()
         run_jobs(include_deferred=True)
-
-
-def upload(user=None, **fields) -> Submission:
-    fields.setdefault("campaign", "summer-launch")
-    fields.setdefault("source", "ios")
-    return Submission.objects.create(uploader=user, file=video_upload(), **fields)
 
 
 def test_new_upload_submits_each_step_once(user, django_capture_on_commit_callbacks) -> None:
@@ -155,9 +149,9 @@ def test_transient_failure_is_retried_with_the_same_key(django_capture_on_commit
     assert failed.status == Status.CREATED
     assert len(DummyBackend.calls) == 2
     DummyBackend.calls.clear()
-    from tapestry_media import jobs
+    from tapestry_media.enqueue import enqueue_submit
 
-    jobs.enqueue_submit(failed.pk)
+    enqueue_submit(failed.pk)
     time_passes()
     run_jobs()
     failed.refresh_from_db()
@@ -323,7 +317,7 @@ def test_a_crash_between_the_upload_row_and_its_tasks_leaves_nothing(monkeypatch
 
 
 def test_resubmit_supersedes_and_creates_a_new_generation(django_capture_on_commit_callbacks):
-    from tapestry_media.pipeline import resubmit
+    from tapestry_media.uploads import resubmit
 
     with django_capture_on_commit_callbacks(execute=True):
         sub = upload()

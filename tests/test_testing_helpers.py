@@ -104,11 +104,17 @@ def test_post_webhook_without_running_callbacks(client, task) -> None:
     signals.task_succeeded.connect(lambda sender, **kw: sent.append("x"), weak=False,
                                    dispatch_uid="helpers-test")  # fmt: skip
     try:
-        response = post_webhook(client, task, "succeeded", execute_on_commit=False)
+        with TestCase.captureOnCommitCallbacks() as callbacks:
+            response = post_webhook(client, task, "succeeded", execute_on_commit=False)
+        assert response.status_code == 200
+        assert sent == []  # the test transaction never commits
+        # Positive control: the signal was waiting for the commit; running its callback sends it.
+        assert callbacks
+        for callback in callbacks:
+            callback()
+        assert sent == ["x"]
     finally:
         signals.task_succeeded.disconnect(dispatch_uid="helpers-test")
-    assert response.status_code == 200
-    assert sent == []  # the test transaction never commits
 
 
 def test_post_a_ready_webhook_and_a_tampered_one(client, task) -> None:
@@ -156,12 +162,39 @@ def test_dummy_backend_switches_and_restores(settings) -> None:
     assert DummyBackend.failures == []  # cleared on the way out
 
 
-@dummy_backend()
-def test_dummy_backend_as_a_decorator() -> None:
+@pytest.fixture
+def cloud_backend(settings) -> None:
+    """A host configured for the real Ittybit backend, set up before the decorator runs."""
+    settings.TAPESTRY_MEDIA = {
+        **settings.TAPESTRY_MEDIA,
+        "BACKEND": "ittybit",
+        "API_KEY": "key_real",
+    }
+
+
+@dummy_backend(SUBMIT_MAX_RETRIES=1)
+def test_dummy_backend_as_a_decorator(cloud_backend) -> None:
+    # Without the decorator the backend is the fixture's ``ittybit``.
     assert get_settings().backend_name == "dummy"
+    assert isinstance(get_backend(), DummyBackend)
+    assert get_settings().SUBMIT_MAX_RETRIES == 1
+    assert get_settings().API_KEY == "key_real"
 
 
-def test_helpers_write_nothing_by_themselves(task) -> None:
-    build_webhook(task, "succeeded")
+def test_dummy_backend_as_a_decorator_restores_the_host_backend(cloud_backend) -> None:
+    @dummy_backend()
+    def inside() -> str:
+        return get_settings().backend_name
+
+    assert inside() == "dummy"
+    assert get_settings().backend_name == "ittybit"
+
+
+def test_helpers_write_nothing_by_themselves(client, task) -> None:
+    webhook = build_webhook(task, "succeeded")
     task_payload(task, "failed")
     assert not WebhookEvent.objects.exists()
+    assert Task.objects.get(pk=task.pk).status == Status.CREATED
+    # Positive control: posting the built webhook is what writes.
+    post_webhook(client, webhook)
+    assert WebhookEvent.objects.count() == 1

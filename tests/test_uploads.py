@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tapestry_media.models import Submission
-from tapestry_media.uploads import validate_upload
+from tapestry_media.upload_limits import validate_upload
 
 
 @pytest.mark.parametrize(

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.db import connection
-from django.dispatch import Signal
 from django.test import Client, TestCase
 from django.test.utils import CaptureQueriesContext
 
-from tapestry_media import aggregate, signals
+from tapestry_media import aggregate
 from tapestry_media.backends.dummy import DummyBackend
 from tapestry_media.models import Submission, Task, WebhookEvent
 from tapestry_media.pipeline import start_new_attempt
@@ -27,75 +24,9 @@ from tapestry_media.testing.webhooks import (
     webhook_url,
 )
 
-from .conftest import video_upload
+from .helpers import submitted_upload, video_upload
 
 pytestmark = pytest.mark.django_db
-
-HOST_SIGNALS = {
-    "task_submitted": signals.task_submitted,
-    "task_updated": signals.task_updated,
-    "task_succeeded": signals.task_succeeded,
-    "task_failed": signals.task_failed,
-    "submission_processed": signals.submission_processed,
-}
-
-
-class SignalLog:
-    """Every host signal sent, as ``(name, sender, kwargs)``; thread-safe."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, Any, dict[str, Any]]] = []
-        self._lock = threading.Lock()
-        self._receivers: list[tuple[Signal, Any]] = []
-
-    def connect(self) -> None:
-        for name, signal in HOST_SIGNALS.items():
-
-            def receiver(sender: Any, _name: str = name, **kwargs: Any) -> None:
-                kwargs.pop("signal")
-                with self._lock:
-                    self.sent.append((_name, sender, kwargs))
-
-            signal.connect(receiver, weak=False)
-            self._receivers.append((signal, receiver))
-
-    def disconnect(self) -> None:
-        for signal, receiver in self._receivers:
-            signal.disconnect(receiver)
-
-    def names(self) -> list[str]:
-        return [name for name, _, _ in self.sent]
-
-    def only(self, name: str) -> dict[str, Any]:
-        found = [kwargs for n, _, kwargs in self.sent if n == name]
-        assert len(found) == 1, (name, self.names())
-        return found[0]
-
-    def clear(self) -> None:
-        self.sent.clear()
-
-    def __enter__(self) -> SignalLog:
-        self.connect()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.disconnect()
-
-
-@pytest.fixture
-def signal_log() -> Iterator[SignalLog]:
-    with SignalLog() as log:
-        yield log
-
-
-def submitted_upload(**fields: Any) -> Submission:
-    """An upload whose two tasks (video, poster) were submitted: both ``pending``."""
-    fields.setdefault("campaign", "summer-launch")
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        submission = Submission.objects.create(file=video_upload(), **fields)
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        run_jobs()
-    return submission
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,15 +14,9 @@ from tapestry_media.models import Task, WebhookEvent
 from tapestry_media.status import Status
 from tapestry_media.testing.webhooks import SignedWebhook, build_webhook, webhook_url
 
-from .test_webhooks import SignalLog, submitted_upload
+from .helpers import submitted_upload
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def signal_log() -> Iterator[SignalLog]:
-    with SignalLog() as log:
-        yield log
 
 
 THREADS = 20

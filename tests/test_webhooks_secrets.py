@@ -20,8 +20,8 @@ from django.views.debug import technical_500_response
 from tapestry_media import signatures
 from tapestry_media.api import webhooks as webhook_api
 from tapestry_media.backends import get_backend, webhook_keys
-from tapestry_media.backends.local_delivery import derived_secret
 from tapestry_media.conf import Settings, get_settings
+from tapestry_media.local.delivery import derived_secret
 from tapestry_media.models import Task, WebhookEvent
 from tapestry_media.signatures import sign_ittybit
 from tapestry_media.status import Status

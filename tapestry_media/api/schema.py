@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Sequence
 from typing import Any
 
-from django.urls import reverse
+from django.urls import URLPattern, reverse
 from rest_framework import serializers
-from rest_framework.request import Request
 from rest_framework.schemas.openapi import AutoSchema, SchemaGenerator
 
 from .. import __version__
 from .. import metadata as md
+from .serializers import MetadataField, TaskSummarySerializer
 
 _PATH_VARIABLE = re.compile(r"{(\w+)}")
 #: DRF's CharField refuses NUL characters (and blank values unless ``allow_blank``, after
@@ -103,8 +104,6 @@ class TapestrySchema(AutoSchema):
         return serializer_class() if serializer_class is not None else None
 
     def get_components(self, path: str, method: str) -> dict[str, Any]:
-        from .serializers import TaskSummarySerializer
-
         components: dict[str, Any] = super().get_components(path, method)
         components.setdefault("TaskSummary", self.map_serializer(TaskSummarySerializer()))
         components.setdefault("Error", ERROR_SCHEMA)
@@ -146,8 +145,6 @@ class TapestrySchema(AutoSchema):
             declared = getattr(field.parent, "method_field_schemas", {})
         if field.field_name in declared:
             return copy.deepcopy(dict(declared[field.field_name]))
-        from .serializers import MetadataField
-
         if isinstance(field, MetadataField):
             return metadata_schema(md.client_key_limit())
         if isinstance(field, serializers.JSONField):
@@ -158,9 +155,8 @@ class TapestrySchema(AutoSchema):
         return mapped
 
 
-def schema_document(request: Request | None = None) -> dict[str, Any]:
-    from . import urls
-
+def schema_document(patterns: Sequence[URLPattern]) -> dict[str, Any]:
+    """The OpenAPI document of the API's data URLs (``patterns``; see ``api/urls.py``)."""
     prefix = reverse("tapestry_media:submission-list").removesuffix("submissions/")
     generator = SchemaGenerator(
         title="Tapestry media API",
@@ -170,7 +166,7 @@ def schema_document(request: Request | None = None) -> dict[str, Any]:
             "Authenticate with a session (and CSRF token) or HTTP Basic. Errors share one "
             'body: {"error": {"kind", "message", "fields"}}.'
         ),
-        patterns=urls.data_urlpatterns,
+        patterns=list(patterns),
         url=prefix,
     )
     document: dict[str, Any] = dict(generator.get_schema(request=None, public=True))

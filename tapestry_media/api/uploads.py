@@ -8,7 +8,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from ..conf import get_settings
-from ..uploads import validate_upload
+from ..upload_limits import validate_upload
 
 
 def allowed_extensions() -> list[str]:

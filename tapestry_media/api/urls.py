@@ -17,7 +17,7 @@ data_urlpatterns = [
 
 urlpatterns = [
     *data_urlpatterns,
-    path("schema/", views.SchemaView.as_view(), name="api-schema"),
+    path("schema/", views.SchemaView.as_view(patterns=data_urlpatterns), name="api-schema"),
     # Last: every other path under the prefix gets the API's JSON 404.
     re_path(r"", views.NotFound.as_view()),
 ]

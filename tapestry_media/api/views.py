@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import F, Prefetch, Q, QuerySet
+from django.urls import URLPattern
 from rest_framework import exceptions, generics, status
 from rest_framework.authentication import (
     BaseAuthentication,
@@ -311,9 +312,11 @@ class SchemaView(Policy):
     permission_classes = (AllowAny,)
     renderer_classes = (JSONOpenAPIRenderer,)
     schema = None
+    #: The URLs the document describes, given by ``api/urls.py`` (``as_view(patterns=…)``).
+    patterns: Sequence[URLPattern] = ()
 
     def get(self, request: Request) -> Response:
-        return Response(schema_document(request))
+        return Response(schema_document(self.patterns))
 
 
 class NotFound(Policy):

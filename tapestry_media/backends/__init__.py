@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.utils.module_loading import import_string
 from django.views.decorators.debug import sensitive_variables
 
-from ..conf import BUILTIN_BACKENDS, get_settings
+from ..conf import BUILTIN_BACKENDS, SETTING_NAME, get_settings
 from .base import (
     AuthenticationError,
     BackendError,
@@ -52,6 +55,13 @@ def reset() -> None:
         for backend in _instances.values():
             backend.close()
         _instances.clear()
+
+
+@receiver(setting_changed)
+def _reset_on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    """New settings, new backend instances (``override_settings`` in tests)."""
+    if setting == SETTING_NAME:
+        reset()
 
 
 __all__ = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -94,6 +95,10 @@ class BaseBackend:
     delivers_results: ClassVar[bool] = False
     #: ``input`` may be a storage name rather than a public URL.
     accepts_storage_input: ClassVar[bool] = False
+    #: ``event_pages()`` reads the API's past events (a backfill of lost webhooks).
+    supports_events: bool = False
+    #: The event topics a backfill reads.
+    BACKFILL_KINDS: ClassVar[tuple[str, ...]] = ()
 
     name: ClassVar[str] = "base"
 
@@ -110,6 +115,10 @@ class BaseBackend:
 
     def get(self, remote_id: str) -> RemoteTask:
         raise NotSupported(f"the {self.name!r} backend cannot fetch tasks", kind="not_supported")
+
+    def event_pages(self, *, kind: str, after: str = "") -> Iterator[list[dict[str, Any]]]:
+        """Past events of topic ``kind`` after event ``after``, oldest first, page by page."""
+        raise NotSupported(f"the {self.name!r} backend has no events", kind="not_supported")
 
     def close(self) -> None:
         """Release pooled resources."""

@@ -8,8 +8,8 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from ..remote import RemoteTask
-from ..status import Status
-from .base import BackendError, BaseBackend, TaskSpec
+from ..status import Status, normalize
+from .base import BackendError, BaseBackend, PermanentBackendError, TaskSpec
 
 
 @dataclass(frozen=True)
@@ -73,16 +73,12 @@ class DummyBackend(BaseBackend):
         with self._lock:
             task = self.tasks.get(remote_id)
         if task is None:
-            from .base import PermanentBackendError
-
             raise PermanentBackendError(f"no task {remote_id!r}", kind="not_found", status_code=404)
         return task
 
     @classmethod
     def finish(cls, remote_id: str, status: str = "succeeded", **fields: Any) -> RemoteTask:
         """Move a recorded task on, as the remote service would."""
-        from ..status import normalize
-
         with cls._lock:
             task = replace(
                 cls.tasks[remote_id], status=normalize(status), raw_status=status, **fields

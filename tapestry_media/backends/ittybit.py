@@ -17,12 +17,12 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from html import unescape
 from random import random as _uniform
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 from django.views.decorators.debug import sensitive_variables
@@ -189,6 +189,8 @@ class IttybitBackend(BaseBackend):
     name = "ittybit"
     supports_get = True
     delivers_results = True
+    #: Topics the Events backfill reads (results; progress ticks are not worth a backfill).
+    BACKFILL_KINDS = ("task.succeeded", "task.failed")
 
     @sensitive_variables("config")
     def __init__(
@@ -203,7 +205,11 @@ class IttybitBackend(BaseBackend):
     ) -> None:
         super().__init__(config)
         self._clock = clock
-        self.tasks_url = config.API_BASE_URL.rstrip("/") + config.TASKS_PATH.rstrip("/")
+        self.base_url = config.API_BASE_URL.rstrip("/")
+        path = "/jobs" if config.API_MODE == "jobs" else config.TASKS_PATH.rstrip("/")
+        self.tasks_url = self.base_url + path
+        #: The Events resource (``GET /events``) came with the jobs API.
+        self.supports_events = config.API_MODE == "jobs"
         self.timeout = (config.CONNECT_TIMEOUT, config.READ_TIMEOUT)
         self.retry = RetryPolicy(
             total=config.HTTP_RETRIES,
@@ -230,8 +236,8 @@ class IttybitBackend(BaseBackend):
                 "User-Agent": f"tapestry-media/{__version__}",
             }
         )
-        if self.config.API_VERSION:
-            session.headers["Accept-Version"] = self.config.API_VERSION
+        if self.config.accept_version:
+            session.headers["Accept-Version"] = self.config.accept_version
         session.auth = _BearerAuth(self.config.API_KEY)
         # The API is stateless; a shared cookie jar would only be a cross-thread hazard.
         session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
@@ -258,10 +264,53 @@ class IttybitBackend(BaseBackend):
     def close(self) -> None:
         self.session.close()
 
+    def event_pages(self, *, kind: str, after: str = "") -> Iterator[list[dict[str, Any]]]:
+        from .ittybit_resources import event_pages
+
+        return event_pages(self, kind=kind, after=after)
+
+    # --- the account's resources (webhook endpoints, events): see ittybit_resources
+
+    def request_json(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        body: Any = None,
+        query: Mapping[str, str] | None = None,
+    ) -> tuple[Any, requests.Response]:
+        """One call to ``path_or_url`` (a path under the base URL, or a URL on it); the parsed
+        JSON body (``None`` when empty) and the response. Non-2xx raises a ``BackendError``."""
+        url = (
+            path_or_url
+            if path_or_url.startswith(self.base_url + "/")
+            else self.base_url + path_or_url
+        )
+        if query:
+            url += "?" + urlencode(query)
+        data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
+        response = self._send(method, url, body=data)
+        if not 200 <= response.status_code < 300:
+            raise self._status_error(response)
+        if not response.content:
+            return None, response
+        try:
+            return loads(response.content), response
+        except ValueError as exc:
+            raise TransientBackendError(
+                f"Ittybit answered {response.status_code} with a body that is not JSON ({exc})",
+                kind="bad_response",
+                status_code=response.status_code,
+            ) from exc
+
     def payload_for(self, spec: TaskSpec) -> dict[str, Any]:
-        """The create body: the spec's fields, with ``WEBHOOK_URL`` when the spec has none."""
+        """The create body: the spec's fields, with ``WEBHOOK_URL`` when the spec has none.
+        ``POST /jobs`` takes the seed's four fields only: its webhooks go to the endpoints
+        registered with ``manage.py ittybit webhooks create``."""
         payload = spec.as_payload()
-        if "webhook_url" not in payload and self.config.WEBHOOK_URL:
+        if self.config.API_MODE == "jobs":
+            payload.pop("webhook_url", None)
+        elif "webhook_url" not in payload and self.config.WEBHOOK_URL:
             payload["webhook_url"] = self.config.WEBHOOK_URL
         return payload
 

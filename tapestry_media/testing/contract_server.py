@@ -34,7 +34,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import formatdate
 from http import HTTPStatus
@@ -42,7 +42,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal, Self
 from urllib.parse import parse_qs, urlsplit
 
+import requests
+
 from ..signatures import sign_ittybit, standard_headers
+from . import contract_jobs as jobs
 
 Shape = Literal["bare", "envelope"]
 TimestampStyle = Literal["iso", "seconds", "ms"]
@@ -226,7 +229,7 @@ class Delivery:
     body: bytes
     headers: dict[str, str]
     #: "pending", "delivered" (got an answer), "failed" (no answer), "dropped", "held",
-    #: "undeliverable" (no URL and no deliverer)
+    #: "undeliverable" (no URL and no deliverer), "unsubscribed" (no endpoint wants it)
     state: str = "pending"
     status_code: int | None = None
     error: str = ""
@@ -254,6 +257,8 @@ class _Task:
     error: Any = None
     started: float | None = None
     finished: float | None = None
+    #: A job's steps (``object == "job"`` only).
+    steps: list[jobs.Step] = field(default_factory=list)
 
 
 class _Stop(Exception):
@@ -304,6 +309,13 @@ class ContractServer:
         self.webhook_timeout = webhook_timeout
         self.transform = transform
         self.clock = clock
+
+        #: Jobs' step tasks carry ``job_id`` (in ``tasks[]`` and in step webhooks).
+        self.steps_name_job = True
+        #: Where the ``Link`` header of ``GET /events`` points (default: this server).
+        self.events_link_base: str | None = None
+        self.events = jobs.EventLog()
+        self.endpoints: dict[str, jobs.Endpoint] = {}
 
         self.requests: list[RequestRecord] = []
         self.deliveries: list[Delivery] = []
@@ -436,10 +448,18 @@ class ContractServer:
         error) and deliver its webhook. Returns the task as the API would show it."""
         now = self.clock()
         with self._lock:
+            is_job = self._task(task_id).object == "job"
+        if is_job and _TOPIC_BY_STATUS.get(status) == "task.failed":
+            return self.fail_job(task_id, status=status, error=error, deliver=deliver)
+        with self._lock:
             task = self._task(task_id)
             task.status = status
             task.updated = task.finished = now
-            if _TOPIC_BY_STATUS.get(status) == "task.succeeded":
+            if task.object == "job" and _TOPIC_BY_STATUS.get(status) == "task.succeeded":
+                task.progress, task.error = 100, None
+                task.output = output or f"https://cdn.example.test/{task.id}.mp4"
+                jobs.finish_steps(task.steps, now, task.output)
+            elif _TOPIC_BY_STATUS.get(status) == "task.succeeded":
                 task.progress = 100
                 task.output = output if output is not None else _default_output(task)
                 task.error = None
@@ -451,6 +471,43 @@ class ContractServer:
 
     def fail(self, task_id: str, error: Any = None, *, deliver: bool = True) -> dict[str, Any]:
         return self.complete(task_id, "failed", error=error, deliver=deliver)
+
+    def fail_job(
+        self,
+        job_id: str,
+        *,
+        step: str = "encode",
+        status: str = "failed",
+        error: Any = None,
+        deliver: bool = True,
+    ) -> dict[str, Any]:
+        """Step ``step`` of a job fails and the steps after it are cancelled; the job ends
+        ``status``: ``failed`` (with the step's error) or ``cancelled`` (no error of its own:
+        "a sibling task failed"). Delivers the job's webhook."""
+        now = self.clock()
+        with self._lock:
+            job = self._task(job_id)
+            reason = error or {"kind": "task_failed", "message": f"the {step} step failed"}
+            jobs.fail_step(job.steps, step, now, reason)
+            job.status, job.updated, job.finished = status, now, now
+            job.error = reason if status == "failed" else None
+        if deliver:
+            self.send_webhook(job_id, topic="task.failed" if status == "failed" else None)
+        return self.task(job_id)
+
+    def send_step_webhook(
+        self, job_id: str, step: str, *, status: str | None = None, topic: str | None = None
+    ) -> list[Delivery]:
+        """Deliver an event whose data is one step of a job (naming the job unless
+        ``steps_name_job`` is off), optionally after moving the step to ``status``."""
+        with self._lock:
+            job = self._task(job_id)
+            chosen = next(s for s in job.steps if s.kind == step)
+            if status is not None:
+                chosen.status, chosen.updated = status, self.clock()
+            data = jobs.render_step(chosen, job.id if self.steps_name_job else None)
+            topic = topic or _TOPIC_BY_STATUS.get(chosen.status, "task.updated")
+        return self._dispatch(self._build_delivery(job, topic, data=data))
 
     def set_status(
         self,
@@ -497,6 +554,13 @@ class ContractServer:
             task = self._task(task_id)
             topic = topic or _TOPIC_BY_STATUS.get(task.status, "task.updated")
             delivery = self._build_delivery(task, topic)
+        return self._dispatch(delivery)
+
+    def _dispatch(self, delivery: Delivery) -> list[Delivery]:
+        with self._lock:
+            if delivery.state == "unsubscribed":
+                self.deliveries.append(delivery)
+                return [delivery]
             fault = self._webhook_faults.pop(0) if self._webhook_faults else None
             if fault == "drop":
                 delivery.state = "dropped"
@@ -568,7 +632,23 @@ class ContractServer:
     # --- rendering
 
     def render_task(self, task: _Task) -> dict[str, Any]:
-        """A bare task object in the configured timestamp and output styles."""
+        """A bare task object in the configured timestamp and output styles (a job: in the
+        shape of section 7, whatever the styles)."""
+        if task.object == "job":
+            job = jobs.render_job(
+                id=task.id,
+                kind=task.kind,
+                input=task.input,
+                options=task.options,
+                metadata=task.metadata,
+                status=task.status,
+                output=task.output,
+                error=task.error,
+                steps=task.steps,
+                times=(task.created, task.started, task.finished, task.updated),
+                steps_name_job=self.steps_name_job,
+            )
+            return self.transform(job) if self.transform else job
         body: dict[str, Any] = {
             "id": task.id,
             "object": task.object,
@@ -703,6 +783,10 @@ class ContractServer:
 
     def _route(self, handler: _Handler, record: RequestRecord, fault: Fault | None) -> None:
         path = record.path.rstrip("/") or "/"
+        if path == "/events" or path.startswith("/events/"):
+            return self._events(handler, record, path)
+        if path == "/webhooks/endpoints" or path.startswith("/webhooks/endpoints/"):
+            return self._webhook_endpoints(handler, record, path)
         for base in self.paths:
             if path == base:
                 if record.method == "POST":
@@ -720,7 +804,7 @@ class ContractServer:
     def _create(
         self, handler: _Handler, record: RequestRecord, fault: Fault | None, base: str
     ) -> None:
-        payload = self._validated(handler, record)
+        payload = self._validated(handler, record, base)
         key = record.header("Idempotency-Key")
         if key is not None and not 16 <= len(key) <= 32:
             self._answer_error(
@@ -751,12 +835,17 @@ class ContractServer:
         self._run_fault(handler, record, fault, "created", task)
         return self._answer_json(handler, record, 201, as_created)
 
-    def _validated(self, handler: _Handler, record: RequestRecord) -> dict[str, Any]:
+    def _validated(self, handler: _Handler, record: RequestRecord, base: str) -> dict[str, Any]:
         problem, status = _validate_create(record.body)
+        payload: dict[str, Any] = {} if problem else json.loads(record.body)
+        if not problem:
+            version = record.header("Accept-Version")
+            problem, status = jobs.version_problem(version, base, payload), 400
+        if not problem and _object_name(base) == "job":
+            problem, status = jobs.create_problem(payload), 400
         if problem:
             self._answer_error(handler, record, status, "request_invalid", problem)
             raise _Stop
-        payload: dict[str, Any] = json.loads(record.body)
         return payload
 
     def _get(self, handler: _Handler, record: RequestRecord, task_id: str) -> None:
@@ -803,6 +892,43 @@ class ContractServer:
             body = {"object": "list", "data": data, "has_more": has_more, "next_cursor": cursor}
         self._answer_json(handler, record, 200, body)
 
+    def _events(self, handler: _Handler, record: RequestRecord, path: str) -> None:
+        if record.method != "GET":
+            return self._answer_error(handler, record, 405, "method_not_allowed", "Not allowed.")
+        if path.startswith("/events/"):
+            with self._lock:
+                event = self.events.get(path.removeprefix("/events/"))
+            if event is None:
+                return self._answer_error(handler, record, 404, "event_not_found", "No event.")
+            return self._answer_json(handler, record, 200, event)
+        query = {name: values[-1] for name, values in record.query.items()}
+        with self._lock:
+            status, body, headers = self.events.page(query, self.events_link_base or self.url)
+        self._answer(handler, record, status, _dumps(body), "application/json", headers)
+
+    def _webhook_endpoints(self, handler: _Handler, record: RequestRecord, path: str) -> None:
+        endpoint_id = path.removeprefix("/webhooks/endpoints").strip("/")
+        with self._lock:
+            endpoint = self.endpoints.get(endpoint_id) if endpoint_id else None
+            if not endpoint_id and record.method == "POST":
+                endpoint, problem = jobs.endpoint_from(record.body, self.clock())
+                if endpoint is None:
+                    return self._answer_error(handler, record, 422, "request_invalid", problem)
+                self.endpoints[endpoint.id] = endpoint
+                return self._answer_json(handler, record, 201, endpoint.render(with_secret=True))
+            if not endpoint_id and record.method == "GET":
+                data = [e.render() for e in self.endpoints.values()]
+                return self._answer_json(handler, record, 200, {"object": "list", "data": data})
+            if endpoint is None:
+                kind, message = "webhook_endpoint_not_found", f"No endpoint {endpoint_id!r}."
+                return self._answer_error(handler, record, 404, kind, message)
+            if record.method == "GET":
+                return self._answer_json(handler, record, 200, endpoint.render())
+            if record.method == "DELETE":
+                del self.endpoints[endpoint_id]
+                return self._answer(handler, record, 204, b"", "application/json")
+        self._answer_error(handler, record, 405, "method_not_allowed", "Not allowed.")
+
     def _new_task(self, payload: Mapping[str, Any], *, key: str | None, object_name: str) -> _Task:
         now = self.clock()
         with self._lock:
@@ -810,17 +936,18 @@ class ContractServer:
             if existing is not None:
                 return existing
             task = _Task(
-                id=f"task_{uuid.uuid4().hex[:20]}",
+                id=jobs.new_id("job" if object_name == "job" else "task"),
                 object=object_name,
                 kind=payload["kind"],
                 input=payload["input"],
                 options=dict(payload.get("options") or {}),
                 metadata=dict(payload.get("metadata") or {}),
                 webhook_url=payload.get("webhook_url") or "",
-                status=self.initial_status,
+                status="queued" if object_name == "job" else self.initial_status,
                 created=now,
                 updated=now,
                 idempotency_key=key,
+                steps=jobs.new_steps(now) if object_name == "job" else [],
             )
             self._tasks[task.id] = task
             if key:
@@ -876,10 +1003,15 @@ class ContractServer:
 
     # --- webhooks
 
-    def _build_delivery(self, task: _Task, topic: str) -> Delivery:
+    def _build_delivery(
+        self, task: _Task, topic: str, *, data: dict[str, Any] | None = None
+    ) -> Delivery:
         event_id = f"evt_{uuid.uuid4().hex[:20]}"
-        rendered = self.render_task(task)
-        if self.webhook_envelope == "event":
+        rendered = self.render_task(task) if data is None else data
+        self.events.add(event_id, topic, rendered, self.clock())
+        url = task.webhook_url or self.webhook_url
+        endpoint = None if url else self._endpoint_for(topic)
+        if self.webhook_envelope == "event" or endpoint is not None:
             payload: Any = {
                 "id": event_id,
                 "object": "event",
@@ -890,24 +1022,42 @@ class ContractServer:
         else:
             payload = rendered
         body = _dumps(payload)
+        if endpoint is not None:  # signed with that endpoint's own whsec_ secret
+            headers = self._webhook_headers(body, event_id, endpoint.secret, "standard")
+        else:
+            headers = self._webhook_headers(body, event_id)
         return Delivery(
             event_id=event_id,
             topic=topic,
             task_id=task.id,
-            url=task.webhook_url or self.webhook_url,
+            url=endpoint.url if endpoint is not None else url,
             body=body,
-            headers=self._webhook_headers(body, event_id),
+            headers=headers,
+            # endpoints registered, none subscribed to this topic: an event, no delivery
+            state="unsubscribed" if not url and self.endpoints and endpoint is None else "pending",
         )
 
-    def _webhook_headers(self, body: bytes, event_id: str) -> dict[str, str]:
+    def _endpoint_for(self, topic: str) -> jobs.Endpoint | None:
+        return next(
+            (e for e in self.endpoints.values() if e.status == "active" and topic in e.topics),
+            None,
+        )
+
+    def _webhook_headers(
+        self,
+        body: bytes,
+        event_id: str,
+        secret: str | None = None,
+        scheme: WebhookScheme | Literal["default"] = "default",
+    ) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "User-Agent": "ittybit-contract-server"}
-        if self.webhook_scheme == "ittybit":
-            headers["Ittybit-Signature"] = sign_ittybit(body, self.webhook_secret)
-        elif self.webhook_scheme == "standard":
+        secret = self.webhook_secret if secret is None else secret
+        scheme = self.webhook_scheme if scheme == "default" else scheme
+        if scheme == "ittybit":
+            headers["Ittybit-Signature"] = sign_ittybit(body, secret)
+        elif scheme == "standard":
             headers.update(
-                standard_headers(
-                    body, self.webhook_secret, msg_id=event_id, timestamp=int(self.clock())
-                )
+                standard_headers(body, secret, msg_id=event_id, timestamp=int(self.clock()))
             )
         return headers
 
@@ -995,8 +1145,6 @@ def _reset(handler: _Handler) -> None:
 
 
 def _post(delivery: Delivery, *, timeout: float) -> int:
-    import requests  # only when webhooks go over HTTP
-
     response = requests.post(
         delivery.url, data=delivery.body, headers=delivery.headers, timeout=timeout
     )

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from .._tasks import task_backends
+from ..tasks_shim import task_backends
 
 
 def _dummy_backend(alias: str = "default") -> Any:

@@ -24,8 +24,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
+from django.conf import settings as django_settings
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.test import override_settings
+from django.test import Client, override_settings
 from django.urls import reverse
 
 from ..backends import reset as reset_backends
@@ -33,6 +34,7 @@ from ..backends.dummy import DummyBackend
 from ..conf import SETTING_NAME, get_settings
 from ..models import Task
 from ..signatures import STANDARD_SECRET_PREFIX, sign_ittybit, standard_headers
+from .contract_server import client_deliverer
 
 logger = logging.getLogger("tapestry_media.testing")
 
@@ -176,10 +178,6 @@ def closing_deliverer() -> Callable[[str, bytes, dict[str, str]], int]:
     """A ``ContractServer(deliver=...)`` callable that posts webhooks to the real endpoint
     through the Django test client. A delivery made in a server thread closes that thread's
     database connections afterwards, or the test database could not be dropped."""
-    from django.test import Client
-
-    from .contract_server import client_deliverer
-
     deliver = client_deliverer(Client(), webhook_url())
 
     def deliver_and_close(url: str, body: bytes, headers: dict[str, str]) -> int:
@@ -253,8 +251,6 @@ def dummy_backend(**settings: Any) -> Iterator[type[DummyBackend]]:
             with dummy_backend() as backend:
                 yield backend
     """
-    from django.conf import settings as django_settings
-
     current = dict(getattr(django_settings, SETTING_NAME, None) or {})
     DummyBackend.clear()
     try:

@@ -9,6 +9,8 @@ from typing import Any
 from django.test.testcases import _MediaFilesHandler
 
 EXAMPLE_PROJECT = Path(__file__).resolve().parents[2] / "example_project"
+#: Screenshots and traces the browser tests leave for a person to look at.
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 def use_example_site(settings: Any) -> None:

@@ -9,7 +9,7 @@ import pytest
 from tapestry_media.models import Submission, Task
 from tapestry_media.status import Status
 
-from .conftest import ARTIFACTS
+from .site import ARTIFACTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.once, pytest.mark.django_db(transaction=True)]
 

@@ -22,7 +22,7 @@ from tapestry_media.status import Status
 from tapestry_media.testing.jobs import clear_jobs
 
 from ..media import make_clip
-from .conftest import ARTIFACTS
+from .site import ARTIFACTS
 
 try:
     from django.tasks.signals import task_enqueued

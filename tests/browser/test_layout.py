@@ -16,12 +16,12 @@ import pytest
 from django.conf import settings
 
 from tapestry_media import aggregate
-from tapestry_media.engine import find_ffmpeg
+from tapestry_media.local.engine import find_ffmpeg
 from tapestry_media.models import Submission
 from tapestry_media.status import Status
 
 from ..media import make_clip
-from .conftest import ARTIFACTS
+from .site import ARTIFACTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.once]
 

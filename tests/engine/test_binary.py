@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tapestry_media.engine import EngineUnavailable, find_ffmpeg
-from tapestry_media.engine.binary import available_encoders
+from tapestry_media.local.engine import EngineUnavailable, find_ffmpeg
+from tapestry_media.local.engine.binary import available_encoders
 
 
 def test_default_is_an_executable_ffmpeg() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tapestry_media.engine.geometry import plan_frame
-from tapestry_media.engine.options import parse_spec
+from tapestry_media.local.engine.geometry import plan_frame
+from tapestry_media.local.engine.options import parse_spec
 
 
 def frame(source: tuple[int, int], options: dict[str, object], *, even: bool = True) -> list[str]:

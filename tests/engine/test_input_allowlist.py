@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tapestry_media.engine import InputRefused, probe, run_operation
-from tapestry_media.engine.sniff import manifest_kind
+from tapestry_media.local.engine import InputRefused, probe, run_operation
+from tapestry_media.local.engine.sniff import manifest_kind
 
-from .conftest import Clips
+from .clips import Clips
 
 # The package exports the function ``probe``, which hides the module of the same name.
-probe_module = importlib.import_module("tapestry_media.engine.probe")
+probe_module = importlib.import_module("tapestry_media.local.engine.probe")
 
 DASH = """<?xml version="1.0"?>
 <MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" mediaPresentationDuration="PT1S"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tapestry_media.engine import (
+from tapestry_media.local.engine import (
     DEFAULT_PRESET,
     EngineError,
     EngineResult,
@@ -24,9 +24,9 @@ from tapestry_media.engine import (
     probe,
     run_operation,
 )
-from tapestry_media.engine.binary import available_encoders
+from tapestry_media.local.engine.binary import available_encoders
 
-from .conftest import Clips
+from .clips import Clips
 
 
 def probe_text(ffmpeg: str, path: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tapestry_media.engine import SUPPORTED_KINDS, UnsupportedOperation, validate_options
+from tapestry_media.local.engine import SUPPORTED_KINDS, UnsupportedOperation, validate_options
 
 
 @pytest.mark.parametrize("kind", ["speech", "subtitles", "nsfw", "thumbnails", "probe", "Video"])

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tapestry_media.engine import InputError, probe
-from tapestry_media.engine.probe import parse_probe_output
+from tapestry_media.local.engine import InputError, probe
+from tapestry_media.local.engine.probe import parse_probe_output
 
-from .conftest import Clips
+from .clips import Clips
 
 
 def test_landscape_clip(clips: Clips) -> None:

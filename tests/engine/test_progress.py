@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tapestry_media.engine.progress import ProgressParser, ProgressReporter
+from tapestry_media.local.engine.progress import ProgressParser, ProgressReporter
 
 
 def block(out_time_us: str, progress: str = "continue") -> list[str]:

@@ -4,6 +4,7 @@
                       [--local|--cloud] [--wait|--async] [--timeout S] [--json]
     manage.py ittybit task <kind> -i <url|path> --options '<json>' [same flags]
     manage.py ittybit tasks [ID] [--status S] [--kind K] [--metadata k=v …] [--limit N] [--json]
+    manage.py ittybit webhooks create [--url https://…] [--name N] [--topic T …] | list | delete ID
 
 Argument parsing and output only; the work is in :mod:`tapestry_media.cli`.
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ... import cli
+from ... import cli, cli_webhooks
 from ...status import Status
 
 
@@ -72,6 +73,7 @@ class Command(BaseCommand):
         )
         listing.add_argument("--limit", type=cli.positive_int, default=20, metavar="N")
         listing.add_argument("--json", action="store_true", help="print task objects as JSON")
+        _webhooks_arguments(commands)
         for sub in commands.choices.values():
             _accept_django_flags(sub)
 
@@ -112,8 +114,24 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["subcommand"] == "tasks":
             self.list_tasks(options)
+        elif options["subcommand"] == "webhooks":
+            self.webhooks(options)
         else:
             self.run_task(options)
+
+    def webhooks(self, options: dict[str, Any]) -> None:
+        action = options["action"]
+        if action == "create":
+            endpoint = cli_webhooks.create(
+                url=options["url"], topics=options["topic"], name=options["name"]
+            )
+            # stdout only: the secret is never shown again and must not reach a log.
+            self.stdout.write(cli_webhooks.secret_notice(endpoint))
+        elif action == "list":
+            self.stdout.write(cli_webhooks.table(cli_webhooks.endpoints()))
+        else:
+            cli_webhooks.delete(options["endpoint_id"])
+            self.stdout.write(f"deleted webhook endpoint {options['endpoint_id']}")
 
     def run_task(self, options: dict[str, Any]) -> None:
         kind = options["kind"] if options["subcommand"] == "task" else options["subcommand"]
@@ -156,6 +174,36 @@ class Command(BaseCommand):
 
     def show(self, task: Any, *, as_json: bool) -> None:
         self.stdout.write(cli.dumps(cli.as_json(task)) if as_json else cli.summary(task))
+
+
+def _webhooks_arguments(commands: Any) -> None:
+    hooks = commands.add_parser(
+        "webhooks",
+        help="Register this site's webhook endpoint with Ittybit, list or delete endpoints.",
+        description="Manage the account's webhook endpoints (POST /webhooks/endpoints).",
+    )
+    actions = hooks.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser(
+        "create",
+        help="Register an HTTPS endpoint; prints its whsec_ secret once.",
+        description="Register an HTTPS endpoint and print its whsec_ secret (shown once).",
+    )
+    create.add_argument(
+        "--url", metavar="HTTPS_URL", help="this site's webhook URL (default: WEBHOOK_URL)"
+    )
+    create.add_argument("--name", default="", help="a label for the endpoint")
+    create.add_argument(
+        "--topic",
+        action="append",
+        choices=cli_webhooks.TOPICS,
+        metavar="TOPIC",
+        help=f"subscribe to TOPIC (repeat; default: {', '.join(cli_webhooks.DEFAULT_TOPICS)})",
+    )
+    actions.add_parser("list", help="List the account's webhook endpoints.")
+    delete = actions.add_parser("delete", help="Delete a webhook endpoint.")
+    delete.add_argument("endpoint_id", metavar="ID", help="the endpoint's id (we_…)")
+    for sub in actions.choices.values():
+        _accept_django_flags(sub)
 
 
 def _input_argument(sub: argparse.ArgumentParser) -> None:

@@ -110,6 +110,12 @@ class Command(BaseCommand):
             wait=options["wait"],
             progress=self.stdout.write,
         )
+        if report.backfilled is not None:
+            self.stdout.write(f"events backfill: {report.backfilled.summary()}")
+            for kind, message in report.backfilled.errors.items():
+                self.stderr.write(
+                    f"events backfill of {kind} stopped (next resync resumes): {message}"
+                )
         if options["ids"]:
             handled = {*report.polled, *report.resubmitted, *report.retried, *report.not_pollable}
             untouched = sorted(set(options["ids"]) - handled)

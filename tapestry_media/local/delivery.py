@@ -22,9 +22,9 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from .. import signatures, webhooks
+from ..backends import webhook_keys
 from ..conf import Settings, get_settings
 from ..models import LocalJob
-from . import webhook_keys
 
 logger = logging.getLogger("tapestry_media.local")
 

@@ -3,7 +3,7 @@
 Pure Python (no Django). The ffmpeg binary is the configured one, else imageio-ffmpeg's, else the
 one on PATH. Inputs are local paths only; the engine never touches the network.
 
-    from tapestry_media.engine import run_operation
+    from tapestry_media.local.engine import run_operation
     result = run_operation("video", "in.mov", "/tmp/out", {"width": 1280, "format": "mp4"})
     result.path  # "/tmp/out/in.mp4"
 """

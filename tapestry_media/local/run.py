@@ -27,12 +27,12 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from .. import engine
 from ..conf import Settings, get_settings
-from ..engine.paths import without_paths
 from ..models import LocalJob
-from .local_delivery import report
-from .local_fetch import FetchRefused, fetch
+from . import engine
+from .delivery import report
+from .engine.paths import without_paths
+from .fetch import FetchRefused, fetch
 
 logger = logging.getLogger("tapestry_media.local")
 

@@ -19,6 +19,7 @@ from django.utils import timezone
 from . import aggregate, reconcile
 from .backends import BackendError, TaskSpec, TransientBackendError, get_backend
 from .conf import get_settings
+from .enqueue import enqueue_submit
 from .inputs import resolve_input
 from .models import Task
 from .remote import RemoteTask
@@ -97,9 +98,7 @@ def give_back(task: Task, exc: BackendError) -> str:
     )
     logger.warning("task %s: transient error (%s); retry %d in %s", task.pk, exc, retries, delay)
     if given_back:
-        from . import jobs
-
-        jobs.enqueue_submit(task.pk, priority=task.priority, run_after=run_after)
+        enqueue_submit(task.pk, priority=task.priority, run_after=run_after)
     return "retry"
 
 

@@ -93,7 +93,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("tapestry_media", "0005_task_submit_any_input"),
+        ("tapestry_media", "0006_event_cursor"),
     ]
 
     operations = [
