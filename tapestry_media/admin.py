@@ -27,7 +27,6 @@ from . import pipeline, resync, uploads, webhooks
 from .admin_buttons import ObjectActionsMixin
 from .api.outputs import output_src
 from .conf import BUILTIN_BACKENDS, get_settings
-from .links import safe_link
 from .metadata import is_valid_key
 from .models import Submission, SubmissionStatus, Task, WebhookEvent, metadata_q
 from .remote import PayloadError
@@ -554,13 +553,15 @@ class TaskAdmin(ObjectActionsMixin):
 
     @admin.display(description=_("output URL"))
     def output_link(self, obj: Task) -> SafeString:
-        """A link only for a URL :func:`~tapestry_media.links.safe_link` accepts; any other
-        stored value is shown as text."""
-        if not obj.output_url:
-            return format_html('<span class="tm-muted">{}</span>', "—")
-        if safe_link(obj.output_url):
-            return format_html('<a href="{}">{}</a>', obj.output_url, obj.output_url)
-        return format_html("<code>{}</code>", obj.output_url)
+        """The output's URL as :func:`~tapestry_media.api.outputs.output_src` gives it (a stored
+        file's signed afresh), as a link; a stored ``output_url`` that is not safe is shown as
+        text."""
+        src = output_src(obj)
+        if src:
+            return format_html('<a href="{}">{}</a>', src, src)
+        if obj.output_url:
+            return format_html("<code>{}</code>", obj.output_url)
+        return format_html('<span class="tm-muted">{}</span>', "—")
 
     @admin.display(description=_("options"))
     def options_json(self, obj: Task) -> SafeString:

@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from . import metadata as md
 from . import pipeline, submit_step, webhooks
+from .api.outputs import public_src
 from .backends import BackendError, BaseBackend, TransientBackendError, get_backend
 from .conf import get_settings
 from .inputs import is_url, public_url
@@ -518,7 +519,7 @@ def as_json(task: Task) -> dict[str, Any]:
         "options": task.options,
         "metadata": task.metadata,
         "output": task.output,
-        "output_url": task.output_url or None,
+        "output_url": public_src(task) or None,
         "error": public_error(task.error),
         "submission": task.submission.public_id if task.submission else None,
         "created_at": _iso(task.created_at),
@@ -548,7 +549,7 @@ def summary(task: Task) -> str:
         ("input", task.input),
         ("options", json.dumps(task.options, ensure_ascii=False)),
         ("metadata", _pairs(task.metadata, hide_correlation=False)),
-        ("output", task.output_url),
+        ("output", public_src(task)),
     ]
     if task.error:
         rows.append(("error", f"{task.error.get('kind', '')}: {task.error.get('message', '')}"))

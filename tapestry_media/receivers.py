@@ -10,6 +10,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from . import uploads
+from .api.outputs import stored_names
 from .models import Submission, Task
 
 logger = logging.getLogger("tapestry_media.receivers")
@@ -32,13 +33,12 @@ def submit_upload(
 
 
 def delete_files(sender: type[Submission], instance: Submission, **kwargs: Any) -> None:
-    """pre_delete: remove the upload and the local engine's outputs once the delete commits."""
+    """pre_delete: remove the upload and the local engine's outputs once the delete commits.
+    Only ``Storage.delete`` is used, so a storage without ``path()`` (S3) works too."""
     names = [instance.file.name] if instance.file and instance.file.name else []
-    names += [
-        out["storage_name"]
-        for out in Task.objects.filter(submission_id=instance.pk).values_list("output", flat=True)
-        if isinstance(out, dict) and isinstance(out.get("storage_name"), str)
-    ]
+    rows = Task.objects.filter(submission_id=instance.pk).values_list("backend", "output")
+    for backend, output in rows:
+        names += stored_names(backend, output)
 
     def remove() -> None:
         for name in names:

@@ -17,7 +17,7 @@ from ..links import drop_unsafe_links
 from ..models import Submission, Task
 from ..remote import public_error
 from ..status import Status
-from .outputs import output_src
+from .outputs import output_src, with_read_time_urls
 from .uploads import check_upload
 
 _BRACKET = re.compile(r"^metadata\[([^\[\]]*)\]$")
@@ -163,16 +163,21 @@ class TaskSummarySerializer(PinnedModelSerializer):
 
 
 class OutputField(serializers.JSONField):
-    """The result as stored, without a ``url``/``src`` that is not http(s) or a path: a row
-    written some other way must not hand a client a ``javascript:`` link."""
+    """The task's result as stored, a stored file's ``url`` as the storage gives it now, and
+    without a ``url``/``src`` that is not http(s) or a path: a row written some other way must
+    not hand a client a ``javascript:`` link."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(source="*", read_only=True, **kwargs)
 
     def to_representation(self, value: Any) -> Any:
-        return super().to_representation(drop_unsafe_links(value)[0])
+        output = with_read_time_urls(value, lambda url: absolute(self.context, url))
+        return super().to_representation(drop_unsafe_links(output)[0])
 
 
 class TaskSerializer(TaskSummarySerializer):
     submission = serializers.SerializerMethodField()
-    output = OutputField(read_only=True)
+    output = OutputField()
     attempts = serializers.SerializerMethodField()
 
     method_field_schemas = {

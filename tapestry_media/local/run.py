@@ -165,11 +165,8 @@ def store(job: LocalJob, result: engine.EngineResult, config: Settings) -> dict[
     name = f"{config.LOCAL_OUTPUT_PREFIX}/{job.remote_id}/{os.path.basename(result.path)}"
     with open(result.path, "rb") as handle:
         saved = default_storage.save(name, File(handle))
-    url = default_storage.url(saved)
-    if not urlsplit(url).scheme and config.PUBLIC_BASE_URL:
-        url = urljoin(config.PUBLIC_BASE_URL.rstrip("/") + "/", url.lstrip("/"))
     return {
-        "url": url,
+        **_lasting_url(saved, config),
         "storage_name": saved,
         "kind": result.kind,
         "format": result.format,
@@ -179,6 +176,19 @@ def store(job: LocalJob, result: engine.EngineResult, config: Settings) -> dict[
         "duration": result.duration,
         "filesize": result.filesize,
     }
+
+
+def _lasting_url(name: str, config: Settings) -> dict[str, str]:
+    """``{"url": …}`` for a storage whose URLs last (a file system, a public bucket), so hosts
+    and webhook receivers that read ``output_url`` get one; ``{}`` for a URL with a query
+    string, which is how S3, GCS and Azure sign URLs that expire. Readers in this app ask the
+    storage for a URL from ``storage_name`` whenever they show one (``api/outputs.py``)."""
+    url = default_storage.url(name)
+    if urlsplit(url).query:
+        return {}
+    if not urlsplit(url).scheme and config.PUBLIC_BASE_URL:
+        url = urljoin(config.PUBLIC_BASE_URL.rstrip("/") + "/", url.lstrip("/"))
+    return {"url": url}
 
 
 def _basename(value: str) -> str:

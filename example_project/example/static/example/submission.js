@@ -91,18 +91,25 @@
     list.replaceChildren.apply(list, items);
   }
 
+  // A private storage (S3) signs each URL afresh when the API is read: the same file comes
+  // back with a new query string on every poll. Only a new file replaces what is shown, or
+  // the playing video would restart.
+  function sameFile(current, next) {
+    return current != null && current.split("?")[0] === next.split("?")[0];
+  }
+
   function renderMedia(submission) {
     var outputs = submission.outputs || {};
     var video = document.getElementById("player");
     var player = root.querySelector(".player");
     if (outputs.poster) {
-      if (video && video.getAttribute("poster") !== outputs.poster) video.setAttribute("poster", outputs.poster);
+      if (video && !sameFile(video.getAttribute("poster"), outputs.poster)) video.setAttribute("poster", outputs.poster);
       var card = root.querySelector("[data-poster-card]");
       var img = root.querySelector("[data-poster]");
-      if (img && img.getAttribute("src") !== outputs.poster) img.setAttribute("src", outputs.poster);
+      if (img && !sameFile(img.getAttribute("src"), outputs.poster)) img.setAttribute("src", outputs.poster);
       if (card) card.hidden = false;
     }
-    if (outputs.video && video && video.getAttribute("src") !== outputs.video) {
+    if (outputs.video && video && !sameFile(video.getAttribute("src"), outputs.video)) {
       video.setAttribute("src", outputs.video);
       video.load();
     }
