@@ -36,8 +36,8 @@ DATABASE_URL = os.environ.get(
 SECRET = "bench-webhook-secret-not-for-production"
 MEDIA_ROOT = Path(os.environ.get("BENCH_MEDIA_ROOT", "/tmp/tapestry-bench-media"))
 WEBHOOK_PATH = "/tapestry/webhooks/ittybit/"
-BARE_PATH = "/bench/bare-webhook/"
-BARE_ATOMIC_PATH = "/bench/bare-webhook-atomic/"
+BARE_PATH = "/bench/peer/bare/"
+DRF_PATH = "/bench/peer/drf/"
 
 
 def environment(**extra: str) -> dict[str, str]:
@@ -104,6 +104,8 @@ def reset_tables() -> None:
         "tapestry_media_submission",
         "tapestry_media_localjob",
         "django_tasks_database_dbtaskresult",
+        "bench_minimal_peertask",
+        "bench_minimal_peerevent",
     ]
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
@@ -141,15 +143,20 @@ class Server:
 
 
 @contextmanager
-def gunicorn(workers: int = 2, threads: int = 4, **env: str) -> Iterator[Server]:
-    """The bench site under gunicorn (gthread workers, keep-alive)."""
+def gunicorn(
+    workers: int = 2, threads: int = 4, *, sync: bool = False, **env: str
+) -> Iterator[Server]:
+    """The bench site under gunicorn: gthread workers with keep-alive, or with ``sync`` the
+    default sync workers (one request at a time each, no keep-alive)."""
     port = free_port()
     argv = [
         sys.executable, "-m", "gunicorn", "bench.wsgi:application",
-        "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-        "--worker-class", "gthread", "--threads", str(threads),
-        "--keep-alive", "30", "--log-level", "warning",
+        "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning",
     ]  # fmt: skip
+    if sync:
+        argv += ["--worker-class", "sync"]
+    else:
+        argv += ["--worker-class", "gthread", "--threads", str(threads), "--keep-alive", "30"]
     process = subprocess.Popen(argv, cwd=ROOT, env=environment(**env), start_new_session=True)
     try:
         wait_until(lambda: _answers(port) or process.poll() is not None, 60, "gunicorn")
@@ -338,8 +345,11 @@ def seed_tasks(count: int, *, prefix: str, steps: int = 2, remote_ids: bool = Tr
     from tapestry_media.models import Submission, Task
 
     submissions = Submission.objects.bulk_create(
-        Submission(file=f"bench/{prefix}-{i}.mp4", media_kind="video", status="pending")
-        for i in range(-(-count // steps))
+        (
+            Submission(file=f"bench/{prefix}-{i}.mp4", media_kind="video", status="pending")
+            for i in range(-(-count // steps))
+        ),
+        batch_size=2000,
     )
     tasks = []
     for index in range(count):
@@ -365,21 +375,42 @@ def seed_tasks(count: int, *, prefix: str, steps: int = 2, remote_ids: bool = Tr
                 remote_id=f"task_{prefix}_{index}" if remote_ids else None,
             )
         )
-    return Task.objects.bulk_create(tasks)
+    return Task.objects.bulk_create(tasks, batch_size=2000)
+
+
+def seed_peer_tasks(count: int, *, prefix: str) -> list[Any]:
+    """``count`` pending rows in the peers' own minimal task table (``bench/minimal``)."""
+    from django.utils import timezone
+
+    from bench.minimal.models import PeerTask
+
+    now = timezone.now()
+    return PeerTask.objects.bulk_create(
+        (
+            PeerTask(remote_id=f"peer_{prefix}_{i}", status="pending", updated_at=now)
+            for i in range(count)
+        ),
+        batch_size=2000,
+    )
 
 
 def task_body(task: Any, status: str, *, progress: int | None = None, event: bool = False) -> bytes:
-    """A webhook body for ``task``, as the API sends it (bare task object or event envelope)."""
+    """A webhook body for ``task`` (an app Task or a peer's row), as the API sends it (bare task
+    object or event envelope)."""
     rid = task.remote_id or f"task_late_{task.uuid.hex[:16]}"
     data: dict[str, Any] = {
         "id": rid,
         "object": "task",
-        "kind": task.kind,
+        "kind": getattr(task, "kind", "video"),
         "status": status,
         "progress": 100 if status == "succeeded" else progress,
-        "metadata": task.metadata,
+        "metadata": getattr(task, "metadata", {}),
         "output": (
-            {"url": f"https://cdn.example.test/{rid}.mp4", "kind": task.kind, "format": "mp4"}
+            {
+                "url": f"https://cdn.example.test/{rid}.mp4",
+                "kind": getattr(task, "kind", "video"),
+                "format": "mp4",
+            }
             if status == "succeeded"
             else None
         ),

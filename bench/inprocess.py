@@ -1,11 +1,12 @@
-"""Webhook cost per delivery in one process: the app's endpoint and the two bare baselines
-through Django's test client (the full middleware stack, no HTTP server), on PostgreSQL.
+"""Webhook cost per delivery in one process: the app's endpoint and its two peers (a bare Django
+view and a DRF APIView on their own minimal tables, ``bench/views.py``) through Django's test
+client (the full middleware stack, no HTTP server), on PostgreSQL.
 
     python -m bench.inprocess [--requests 300] [--rounds 5]
 
 No gunicorn and no client threads, so the figures are the path's own cost: wall and process
 CPU per first delivery. Blocks alternate between the endpoints (the order rotates every round)
-on fresh tasks; medians and spread are reported. Quicker and steadier than ``bench.webhooks``
+on fresh tasks; medians and spread are reported. Quicker and steadier than ``bench.peers``
 for comparing two versions of the code.
 """
 
@@ -21,13 +22,16 @@ from . import harness
 SIDES = {
     "app": harness.WEBHOOK_PATH,
     "bare": harness.BARE_PATH,
-    "bare-atomic": harness.BARE_ATOMIC_PATH,
+    "drf": harness.DRF_PATH,
 }
 
 
 def block(client: Any, path: str, count: int, prefix: str) -> tuple[float, float]:
     """``count`` first deliveries to ``path``: (wall ms, process CPU ms) per delivery."""
-    tasks = harness.seed_tasks(count, prefix=prefix)
+    if path == harness.WEBHOOK_PATH:
+        tasks = harness.seed_tasks(count, prefix=prefix)
+    else:
+        tasks = harness.seed_peer_tasks(count, prefix=prefix)
     bodies = [harness.task_body(task, "succeeded") for task in tasks]
     wall, cpu = time.perf_counter(), time.process_time()
     for body in bodies:
@@ -59,7 +63,7 @@ def run(*, requests: int = 300, rounds: int = 5, say: Any = print) -> dict[str, 
     return {
         "results": results,
         "ratio": wall["bare"] / wall["app"],
-        "atomic_ratio": wall["bare-atomic"] / wall["app"],
+        "drf_ratio": wall["drf"] / wall["app"],
     }
 
 
@@ -79,7 +83,7 @@ def main() -> None:
         )
     print(
         f"throughput ratio app/bare {out['ratio']:.2f}; "
-        f"app/bare-atomic {out['atomic_ratio']:.2f} (from median wall per delivery)"
+        f"app/drf {out['drf_ratio']:.2f} (from median wall per delivery)"
     )
 
 

@@ -2,8 +2,9 @@
 
     python -m bench.run [--quick] [--only webhooks,queries,...] [--json results.json]
 
-Parts: ``webhooks`` (throughput and latency vs the bare view), ``inprocess`` (the webhook
-path's cost without an HTTP server), ``queries`` (per webhook, per
+Parts: ``peers`` (webhook throughput, PostgreSQL CPU and HOT updates against a bare Django view
+and a DRF APIView on their own minimal tables, under wrk; ``bench/peers.py``), ``inprocess`` (the
+webhook path's cost without an HTTP server), ``queries`` (per webhook, per
 upload save), ``submit`` (tasks/s with 1 and 2 workers), ``local`` (local engine vs plain
 ffmpeg), ``storm`` (2,000 deliveries), ``scenarios`` (chaos, cloud and local), ``fuzz``
 (hypothesis, thousands of examples, on PostgreSQL). Everything runs on the PostgreSQL database
@@ -23,7 +24,7 @@ from typing import Any
 
 from . import harness
 
-PARTS = ("webhooks", "inprocess", "queries", "submit", "local", "storm", "scenarios", "fuzz")
+PARTS = ("peers", "inprocess", "queries", "submit", "local", "storm", "scenarios", "fuzz")
 
 
 def median(values: list[float]) -> float:
@@ -56,40 +57,31 @@ def fuzz(examples: int) -> dict[str, Any]:
 
 def table(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     rows: list[tuple[str, str, str]] = []
-    if "webhooks" in results:
-        w = results["webhooks"]
-        labels = {
-            "app": "app endpoint",
-            "bare": "bare view (autocommit: 3 commits)",
-            "bare_atomic": "bare view in one transaction",
-        }
-        for key, label in labels.items():
-            side = w[key]
+    if "peers" in results:
+        from . import peers
+
+        p = results["peers"]
+        for line in peers.report(p):
+            rows.append(("webhook peers", line, ""))
+        for pair, ratio in p["ratios"].items():
+            if pair == "app/bare":
+                rows.append(
+                    ("webhook throughput app / bare view", f"{ratio['medians']:.2f}",
+                     f">= 0.80: {verdict(ratio['medians'] >= 0.80)}")
+                )  # fmt: skip
+                rows.append(
+                    ("PostgreSQL CPU per delivery app / bare view", f"{ratio['db_cpu']:.2f}",
+                     f"<= 1.5: {verdict(ratio['db_cpu'] <= 1.5)}")
+                )  # fmt: skip
+            if pair == "app/drf":
+                rows.append(
+                    ("webhook throughput app / DRF view", f"{ratio['medians']:.2f}",
+                     f">= 0.92: {verdict(ratio['medians'] >= 0.92)}")
+                )  # fmt: skip
+        for table, share in p["hot"].get("app", {}).items():
             rows.append(
-                (
-                    f"webhook throughput, {label}",
-                    f"{harness.spread(side.rates)} req/s; p50 {harness.spread(side.p50)} ms,"
-                    f" p99 {harness.spread(side.p99)} ms; server CPU"
-                    f" {harness.spread(side.cpu, '{:.2f}')} ms/req",
-                    "",
-                )
+                (f"HOT updates, {table}", f"{share:.1%}", f">= 90 %: {verdict(share >= 0.9)}")
             )
-        rows.append(
-            (
-                "webhook throughput ratio app/bare",
-                f"{w['ratio']:.2f} (per round {harness.spread(w['round_ratios'], '{:.2f}')});"
-                f" CPU-per-request ratio {w['cpu_ratio']:.2f}",
-                f">= 0.85: {verdict(w['ratio'] >= 0.85)}",
-            )
-        )
-        rows.append(
-            (
-                "webhook throughput ratio app/bare in one transaction",
-                f"{w['atomic_ratio']:.2f} (per round "
-                f"{harness.spread(w['atomic_round_ratios'], '{:.2f}')})",
-                "",
-            )
-        )
     if "inprocess" in results:
         ip = results["inprocess"]
         cells = []
@@ -101,7 +93,7 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             (
                 "webhook cost per first delivery, in-process",
                 "; ".join(cells) + f"; throughput ratio app/bare {ip['ratio']:.2f}, "
-                f"app/bare-atomic {ip['atomic_ratio']:.2f}",
+                f"app/drf {ip['drf_ratio']:.2f}",
                 "",
             )
         )
@@ -233,13 +225,11 @@ def main() -> None:
     results: dict[str, Any] = {}
     failed = False
 
-    if "webhooks" in parts:
-        from . import webhooks
+    if "peers" in parts:
+        from . import peers
 
-        print("== webhooks: app endpoint vs bare view, same gunicorn, same PostgreSQL", flush=True)
-        results["webhooks"] = webhooks.run(
-            rounds=2 if quick else 7, requests=300 if quick else 1500, concurrency=8
-        )
+        print("== webhook peers: app endpoint vs bare Django and DRF views (wrk)", flush=True)
+        results["peers"] = peers.run(rounds=2 if quick else 5, seconds=3 if quick else 8)
     if "inprocess" in parts:
         from . import inprocess
 

@@ -1,13 +1,13 @@
-"""The example site's URLs plus ``/bench/bare-webhook/`` (the baseline of the webhook benchmark)."""
+"""The example site's URLs plus the peers of the webhook benchmark (``bench/views.py``)."""
 
 from django.urls import path
 from example.urls import urlpatterns as site_urls
 
-from .views import bare_webhook, bare_webhook_atomic, ping
+from .views import DRFWebhook, bare_webhook, ping
 
 urlpatterns = [
-    path("bench/bare-webhook/", bare_webhook),
-    path("bench/bare-webhook-atomic/", bare_webhook_atomic),
+    path("bench/peer/bare/", bare_webhook),
+    path("bench/peer/drf/", DRFWebhook.as_view()),
     path("bench/ping/", ping),
     *site_urls,
 ]

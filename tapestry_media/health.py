@@ -1,7 +1,8 @@
 """Is processing stuck? A bounded snapshot of the backlog for ``manage.py tapestry_media status``.
 
-Every figure is one aggregate or one index-ordered ``LIMIT`` query: a fixed number of queries
-whatever the number of rows, and no per-row loops.
+Every figure is one aggregate or one ``LIMIT`` query: a fixed number of queries whatever the
+number of rows, and no per-row loops. The figures on unfinished tasks scan the task table: no
+index covers ``status`` or ``updated_at``, which every delivery changes (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def _counts(queryset: Any, statuses: list[str]) -> dict[str, int]:
 
 
 def _oldest(status: Status, now: datetime) -> dict[str, Any] | None:
-    """The task longest in ``status`` (by ``updated_at``, the stale index's order)."""
+    """The task longest in ``status`` (by ``updated_at``)."""
     row = (
         Task.objects.filter(status=status)
         .order_by("updated_at")

@@ -97,14 +97,13 @@ class Submission(models.Model):
     )
     title = models.CharField(_("title"), max_length=200, blank=True)
     campaign = models.CharField(_("campaign"), max_length=100, blank=True, db_index=True)
-    source = models.CharField(_("source"), max_length=100, blank=True, db_index=True)
+    source = models.CharField(_("source"), max_length=100, blank=True)
     metadata = models.JSONField(_("extra metadata"), default=dict, blank=True)
     status = models.CharField(
         _("status"),
         max_length=12,
         choices=SubmissionStatus.choices,
         default=SubmissionStatus.PENDING,
-        db_index=True,
     )
     file_generation = models.PositiveIntegerField(_("file generation"), default=0, editable=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
@@ -248,7 +247,7 @@ class Task(models.Model):
     options = models.JSONField(_("options"), default=dict, blank=True)
     metadata = models.JSONField(_("metadata"), default=dict, blank=True)
     status = models.CharField(
-        _("status"), max_length=12, choices=Status.choices, default=Status.CREATED, db_index=True
+        _("status"), max_length=12, choices=Status.choices, default=Status.CREATED
     )
     raw_status = models.CharField(_("remote status"), max_length=40, blank=True)
     backend = models.CharField(_("backend"), max_length=100)
@@ -264,7 +263,7 @@ class Task(models.Model):
     retries = models.PositiveIntegerField(_("submit retries"), default=0)
     next_attempt_at = models.DateTimeField(_("next submit at"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
-    updated_at = models.DateTimeField(_("updated"), auto_now=True, db_index=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
     submitted_at = models.DateTimeField(_("submitted"), null=True, blank=True)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
@@ -289,9 +288,6 @@ class Task(models.Model):
                 condition=Q(remote_id__isnull=False),
                 name="tapestry_media_task_remote_id",
             ),
-        ]
-        indexes = [
-            models.Index(fields=("status", "updated_at"), name="tapestry_task_stale_idx"),
         ]
 
     def __str__(self) -> str:
