@@ -55,6 +55,27 @@ def grant(user: Any, *codenames: str) -> None:
     assert user.user_permissions.count() == len(codenames)
 
 
+def local_engine_settings(
+    current: dict[str, Any], *, width: int, poster_at: float
+) -> dict[str, Any]:
+    """``TAPESTRY_MEDIA`` for the local engine with a small pipeline (a ``width`` px mp4 and a
+    poster taken at ``poster_at`` s), so real ffmpeg runs take well under a second."""
+    return {
+        **current,
+        "BACKEND": "local",
+        "PIPELINE": {
+            "video": [
+                {"name": "video", "kind": "video", "options": {"width": width, "format": "mp4"}},
+                {
+                    "name": "poster",
+                    "kind": "image",
+                    "options": {"format": "jpg", "start": poster_at},
+                },
+            ]
+        },
+    }
+
+
 def cloud_settings(server: ContractServer, **extra: Any) -> dict[str, Any]:
     """``TAPESTRY_MEDIA`` for the real Ittybit backend against a ``ContractServer``."""
     return {

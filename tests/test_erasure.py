@@ -23,6 +23,7 @@ from tapestry_media import erasure
 from tapestry_media.models import LocalJob, Submission, Task, WebhookEvent
 from tapestry_media.testing.jobs import enqueued_names, run_jobs
 
+from .helpers import local_engine_settings
 from .media import clip_upload, make_clip
 
 pytestmark = [pytest.mark.django_db]
@@ -32,16 +33,7 @@ ERIN, BOB = 7, 77  # usr_7 is a prefix of usr_77: the scrub must tell them apart
 
 @pytest.fixture(autouse=True)
 def local_backend(settings) -> None:
-    settings.TAPESTRY_MEDIA = {
-        **settings.TAPESTRY_MEDIA,
-        "BACKEND": "local",
-        "PIPELINE": {
-            "video": [
-                {"name": "video", "kind": "video", "options": {"width": 96, "format": "mp4"}},
-                {"name": "poster", "kind": "image", "options": {"format": "jpg", "start": 0}},
-            ]
-        },
-    }
+    settings.TAPESTRY_MEDIA = local_engine_settings(settings.TAPESTRY_MEDIA, width=96, poster_at=0)
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from tapestry_media.signals import task_failed, task_succeeded, task_updated
 from tapestry_media.status import Status
 from tapestry_media.testing.jobs import drain_jobs, enqueued_names, run_jobs
 
+from .helpers import local_engine_settings
 from .media import clip_upload, make_clip
 
 pytestmark = [pytest.mark.django_db, pytest.mark.once]
@@ -23,16 +24,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.once]
 
 @pytest.fixture(autouse=True)
 def local_backend(settings) -> None:
-    settings.TAPESTRY_MEDIA = {
-        **settings.TAPESTRY_MEDIA,
-        "BACKEND": "local",
-        "PIPELINE": {
-            "video": [
-                {"name": "video", "kind": "video", "options": {"width": 160, "format": "mp4"}},
-                {"name": "poster", "kind": "image", "options": {"format": "jpg", "start": 1}},
-            ]
-        },
-    }
+    settings.TAPESTRY_MEDIA = local_engine_settings(settings.TAPESTRY_MEDIA, width=160, poster_at=1)
 
 
 @pytest.fixture(scope="module")

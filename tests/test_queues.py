@@ -34,14 +34,12 @@ from tapestry_media.models import Submission, Task, WebhookEvent
 from tapestry_media.signals import task_succeeded
 from tapestry_media.status import Status
 from tapestry_media.testing.contract_server import (
-    DEFAULT_API_KEY,
-    DEFAULT_WEBHOOK_SECRET,
     ContractServer,
     Fault,
 )
 from tapestry_media.testing.webhooks import closing_deliverer
 
-from .helpers import video_upload
+from .helpers import cloud_settings, video_upload
 from .queue_workers import BACKENDS, QUEUE, Backend, empty_the_queue
 
 pytestmark = [pytest.mark.queues, pytest.mark.django_db(transaction=True)]
@@ -157,22 +155,17 @@ def successes() -> Iterator[Counter[int]]:
 
 
 def configure(settings: Any, server: ContractServer, alias: str, **extra: Any) -> None:
-    settings.TAPESTRY_MEDIA = {
-        "BACKEND": "ittybit",
-        "API_KEY": DEFAULT_API_KEY,
-        "API_BASE_URL": server.url,
-        "WEBHOOK_SECRETS": [DEFAULT_WEBHOOK_SECRET],
-        "WEBHOOK_URL": "https://tapestry-app.com/tapestry/webhooks/ittybit/",
-        "PUBLIC_BASE_URL": "https://tapestry-app.com",
-        "TASK_BACKEND": alias,
-        "QUEUE_NAME": QUEUE,
-        "HTTP_RETRIES": 0,  # every transient failure reaches the job's deferred retry
-        "READ_TIMEOUT": 0.5,
-        "SUBMIT_BACKOFF_BASE": 1.0,  # retries due ~1 s later: RQ's truncation really happens
-        "SUBMIT_BACKOFF_MAX": 4.0,
-        "STALE_AFTER": int(STALE_AFTER.total_seconds()),
+    settings.TAPESTRY_MEDIA = cloud_settings(
+        server,
+        TASK_BACKEND=alias,
+        QUEUE_NAME=QUEUE,
+        HTTP_RETRIES=0,  # every transient failure reaches the job's deferred retry
+        READ_TIMEOUT=0.5,
+        SUBMIT_BACKOFF_BASE=1.0,  # retries due ~1 s later: RQ's truncation really happens
+        SUBMIT_BACKOFF_MAX=4.0,
+        STALE_AFTER=int(STALE_AFTER.total_seconds()),
         **extra,
-    }
+    )
 
 
 def wait_for(condition: Callable[[], Any], seconds: float, what: str, worker: Worker) -> None:

@@ -30,6 +30,7 @@ from tapestry_media.status import Status
 from tapestry_media.testing.jobs import drain_jobs
 
 from .browser.site import use_example_site
+from .helpers import local_engine_settings
 from .media import clip_upload, make_clip
 from .s3 import S3Server, on_loopback, running_server, use_s3
 from .test_output_links import links
@@ -65,16 +66,7 @@ def loopback_only(monkeypatch) -> None:
 def bucket(settings, s3: S3Server) -> str:
     name = s3.new_bucket()
     use_s3(settings, s3, name, expire=EXPIRE)
-    settings.TAPESTRY_MEDIA = {
-        **settings.TAPESTRY_MEDIA,
-        "BACKEND": "local",
-        "PIPELINE": {
-            "video": [
-                {"name": "video", "kind": "video", "options": {"width": 160, "format": "mp4"}},
-                {"name": "poster", "kind": "image", "options": {"format": "jpg", "start": 0}},
-            ]
-        },
-    }
+    settings.TAPESTRY_MEDIA = local_engine_settings(settings.TAPESTRY_MEDIA, width=160, poster_at=0)
     return name
 
 
