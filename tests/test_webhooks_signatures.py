@@ -175,7 +175,10 @@ def test_tampered_body_is_refused(client, task) -> None:
     assert_refused(response, 401, "bad_signature", task, before)
 
 
-@pytest.mark.parametrize(("offset", "code"), [(-301, "stale_timestamp"), (301, "future_timestamp")])
+# 30 s past the 300 s tolerance: the request is checked a moment after it is signed (seconds
+# under load), so 301 could drift back inside. The exact boundary is tested in
+# tests/test_signatures.py with a fixed clock.
+@pytest.mark.parametrize(("offset", "code"), [(-330, "stale_timestamp"), (330, "future_timestamp")])
 def test_timestamp_outside_five_minutes_is_refused(client, task, offset, code) -> None:
     before = snapshot(task)
     webhook = build_webhook(task, "succeeded", scheme="standard", timestamp=_now() + offset)
