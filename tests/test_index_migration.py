@@ -1,5 +1,6 @@
 """Migration 0007 drops the indexes no query of the app uses (docs/performance.md, the index
-audit) and puts them back when reversed, on whichever database the suite runs."""
+audit) and puts them back when reversed; 0009 leads the remote-id index with ``remote_id``: on
+whichever database the suite runs."""
 
 from __future__ import annotations
 
@@ -87,3 +88,34 @@ def test_0007_drops_the_unused_indexes_and_reverses() -> None:
     assert len(kept) >= 4
     assert after >= kept
     assert indexes() == latest
+
+
+def remote_id_indexes() -> dict[str, list[str]]:
+    """The task table's unique indexes over ``remote_id``: name -> columns, in index order."""
+    with connection.cursor() as cursor:
+        found = connection.introspection.get_constraints(cursor, "tapestry_media_task")
+    return {
+        name: info["columns"]
+        for name, info in found.items()
+        if info["unique"] and "remote_id" in info["columns"]
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_0009_leads_the_remote_id_index_with_remote_id_and_reverses() -> None:
+    """An unscoped result is matched by ``remote_id`` alone: an index led by ``backend`` made
+    PostgreSQL walk all of it on every delivery (docs/performance.md)."""
+    if not connection.features.supports_partial_indexes:
+        pytest.skip("MySQL/MariaDB have no partial unique index: 0009 changes nothing there")
+    latest = remote_id_indexes()
+    try:
+        migrate(("tapestry_media", "0007_drop_unused_indexes"))
+        before = remote_id_indexes()
+        migrate(("tapestry_media", "0009_task_remote_id_first"))
+        after = remote_id_indexes()
+    finally:  # the rest of the suite runs on the latest schema
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes("tapestry_media"))
+    assert before == {"tapestry_media_task_remote_id": ["backend", "remote_id"]}
+    assert after == {"tapestry_media_task_remote_id_backend": ["remote_id", "backend"]}
+    assert remote_id_indexes() == latest == after
