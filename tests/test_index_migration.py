@@ -1,6 +1,6 @@
 """Migration 0007 drops the indexes no query of the app uses (docs/performance.md, the index
-audit) and puts them back when reversed; 0009 leads the remote-id index with ``remote_id``: on
-whichever database the suite runs."""
+audit), 0009 leads the remote-id index with ``remote_id``, 0010 gives task pages more room;
+each is reversed too, on whichever database the suite runs."""
 
 from __future__ import annotations
 
@@ -119,3 +119,22 @@ def test_0009_leads_the_remote_id_index_with_remote_id_and_reverses() -> None:
     assert before == {"tapestry_media_task_remote_id": ["backend", "remote_id"]}
     assert after == {"tapestry_media_task_remote_id_backend": ["remote_id", "backend"]}
     assert remote_id_indexes() == latest == after
+
+
+@pytest.mark.django_db(transaction=True)
+def test_0010_gives_task_pages_more_room_and_reverses() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("fillfactor is PostgreSQL's")
+    try:
+        migrate(("tapestry_media", "0009_task_remote_id_first"))
+        before = fillfactors()
+        migrate(("tapestry_media", "0010_task_fillfactor_60"))
+        after = fillfactors()
+    finally:  # the rest of the suite runs on the latest schema
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes("tapestry_media"))
+    assert before["tapestry_media_task"] == "fillfactor=70"
+    assert after == {
+        "tapestry_media_task": "fillfactor=60",
+        "tapestry_media_submission": "fillfactor=90",
+    }
