@@ -1,11 +1,15 @@
 """Where a first delivery's CPU goes: the app's endpoint and the bare peer view, in-process.
 
-    python -m bench.profile_webhook [--requests 300]
+    python -m bench.profile_webhook [--requests 300] [--rounds 3]
 
 Each endpoint gets ``--requests`` first deliveries through Django's test client (full middleware
-stack) on the bench database: once unprofiled for the CPU per delivery (``time.process_time``),
-once under cProfile with the same CPU clock, whose cumulative times per step of the app's path
-are printed per delivery and as a share of the whole request.
+stack) on the bench database, ``--rounds`` times (the lowest figure counts: the others were
+disturbed by the rest of the machine): unprofiled for the CPU per delivery of this process
+(``time.process_time``) and of its PostgreSQL backend (``/proc/<pid>/stat``), the statements
+(``CaptureQueriesContext``) and WAL bytes (``pg_current_wal_lsn()``) per delivery and the HOT share
+of the updates (``pg_stat_user_tables``); then once under cProfile with the same CPU clock, whose
+cumulative times per step of the app's path are printed per delivery and as a share of the whole
+request. Deliveries run one at a time, so the HOT share is an upper bound of the concurrent one.
 """
 
 from __future__ import annotations
@@ -43,6 +47,76 @@ def deliver(client: Any, path: str, rows: list[Any]) -> None:
             raise AssertionError(f"{path}: {response.status_code} {response.content[:200]!r}")
 
 
+#: The tables each endpoint's deliveries update (for the HOT share).
+UPDATED = {
+    harness.WEBHOOK_PATH: ("tapestry_media_task", "tapestry_media_submission"),
+    harness.BARE_PATH: ("bench_minimal_peertask",),
+}
+
+
+def _scalar(sql: str) -> Any:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return cursor.fetchone()[0]
+
+
+def _counters(tables: tuple[str, ...]) -> dict[str, tuple[int, int]]:
+    """(HOT updates, updates) of each table so far, and ("buffers", (shared buffers read or
+    hit in this database, 0)), this backend's own counts flushed first."""
+    from django.db import connection
+
+    _scalar("SELECT pg_stat_force_next_flush()")
+    _scalar("SELECT 1")  # a transaction end: the flush happens
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT relname, n_tup_hot_upd, n_tup_upd FROM pg_stat_user_tables "
+            "WHERE relname = ANY(%s)",
+            [list(tables)],
+        )
+        found = {name: (hot, upd) for name, hot, upd in cursor.fetchall()}
+        cursor.execute(
+            "SELECT blks_hit + blks_read FROM pg_stat_database WHERE datname = current_database()"
+        )
+        found["buffers"] = (cursor.fetchone()[0], 0)
+        return found
+
+
+def measure(client: Any, path: str, rows: list[Any]) -> dict[str, float]:
+    """Per delivery of ``rows``: CPU ms of this process and of its PostgreSQL backend, WAL
+    bytes, shared buffers touched (the whole database's: keep it otherwise idle), and the HOT
+    updates of each updated table over the run."""
+    backend = _scalar("SELECT pg_backend_pid()")
+    before_hot = _counters(UPDATED[path])
+    wal = _scalar("SELECT pg_current_wal_lsn()::text")
+    db = harness.cpu_seconds([backend])[backend]
+    started = time.process_time()
+    deliver(client, path, rows)
+    cpu = time.process_time() - started
+    db = harness.cpu_seconds([backend])[backend] - db
+    wal_bytes = _scalar(f"SELECT pg_current_wal_lsn() - '{wal}'::pg_lsn")
+    after_hot = _counters(UPDATED[path])
+    n = len(rows)
+    figures = {"cpu_ms": cpu / n * 1000, "db_cpu_ms": db / n * 1000, "wal_bytes": wal_bytes / n}
+    figures["buffers"] = (after_hot.pop("buffers")[0] - before_hot["buffers"][0]) / n
+    for table, (hot, updates) in after_hot.items():
+        hot -= before_hot[table][0]
+        updates -= before_hot[table][1]
+        figures[f"hot {table}"] = hot / updates if updates else float("nan")
+    return figures
+
+
+def statements(client: Any, path: str, rows: list[Any]) -> float:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        deliver(client, path, rows)
+    return len(queries) / len(rows)
+
+
 def seed(path: str, count: int, prefix: str) -> list[Any]:
     if path == harness.WEBHOOK_PATH:
         return list(harness.seed_tasks(count, prefix=prefix, steps=1))
@@ -52,24 +126,44 @@ def seed(path: str, count: int, prefix: str) -> list[Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--preload", type=int, default=10_000, help="pending tasks each side's table holds too"
+    )
     args = parser.parse_args()
     harness.prepare()
     from django.test import Client
 
     harness.reset_tables()
+    for path in (harness.WEBHOOK_PATH, harness.BARE_PATH):
+        seed(path, args.preload, "preload")  # as many rows as the peers benchmark's tables hold
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
     client = Client(SERVER_NAME="localhost")
     n = args.requests
     for name, path in (("app", harness.WEBHOOK_PATH), ("bare", harness.BARE_PATH)):
         deliver(client, path, seed(path, 50, f"warm{name}"))
-        rows = seed(path, 2 * n, name)
-        started = time.process_time()
-        deliver(client, path, rows[:n])
-        cpu = (time.process_time() - started) / n * 1000
-        print(f"{name}: {cpu:.2f} ms CPU per first delivery (unprofiled)")
+        rows = seed(path, (args.rounds + 2) * n, name)
+        runs = [measure(client, path, rows[i * n : (i + 1) * n]) for i in range(args.rounds)]
+        best = {key: min(run[key] for run in runs) for key in runs[0]}
+        count = statements(client, path, rows[args.rounds * n : (args.rounds + 1) * n])
+        rows = rows[(args.rounds + 1) * n :]
+        spread = ", ".join(f"{run['cpu_ms']:.2f}" for run in runs)
+        print(
+            f"{name}: {best['cpu_ms']:.2f} ms CPU per first delivery (unprofiled; rounds {spread}),"
+            f" PostgreSQL backend {best['db_cpu_ms']:.2f} ms, {count:.1f} statements"
+            f" (BEGIN/COMMIT included), {best['wal_bytes']:.0f} WAL bytes,"
+            f" {best['buffers']:.0f} shared buffers"
+        )
+        for key, value in best.items():
+            if key.startswith("hot "):
+                print(f"  HOT share of the updates of {key[4:]}: {value:.1%} (best round)")
         if name != "app":
             continue
         profile = cProfile.Profile(time.process_time)
-        profile.runcall(deliver, client, path, rows[n:])
+        profile.runcall(deliver, client, path, rows)
         stats: dict[Any, Any] = pstats.Stats(profile).stats  # type: ignore[attr-defined]
         whole = None
         for label, suffix, function in STEPS:
@@ -80,6 +174,8 @@ def main() -> None:
             )
             whole = whole or total
             print(f"  {label:<48} {total / n * 1000:7.2f} ms  {total / whole:6.1%}")
+        calls = sum(value[1] for value in stats.values())
+        print(f"  Python function calls per delivery: {calls / n:.0f} (deterministic)")
         print("  (profiled: cProfile's own overhead inflates every figure about equally)")
 
 

@@ -46,7 +46,7 @@ def refresh(submission_id: int, generation: int) -> SubmissionStatus:
     locked = None
     if connections[alias].features.has_select_for_update:
         rows = submissions.select_for_update().order_by().values_list("status", "file_generation")
-        locked = rows.first()
+        locked = next(iter(rows), None)  # the pk matches one row at most
         if locked is not None and locked[1] != generation:
             return SubmissionStatus(locked[0])  # a newer file replaced this generation
     steps = Task.objects.using(alias).filter(submission_id=submission_id, generation=generation)
@@ -55,11 +55,12 @@ def refresh(submission_id: int, generation: int) -> SubmissionStatus:
         return new
     done = new in (SubmissionStatus.READY, SubmissionStatus.PARTIAL, SubmissionStatus.FAILED)
     now = timezone.now()
-    changed = (
-        submissions.filter(file_generation=generation)
-        .exclude(status=new)
-        .update(status=new, processed_at=now if done else None, updated_at=now)
-    )
+    # Under the lock this generation is current and the status differs: the pk is condition
+    # enough. Without row locks the UPDATE checks both itself.
+    target = submissions
+    if locked is None:
+        target = submissions.filter(file_generation=generation).exclude(status=new)
+    changed = target.update(status=new, processed_at=now if done else None, updated_at=now)
     if changed and done and submission_processed.has_listeners(Submission):
         send_after_commit(
             submission_processed,

@@ -283,10 +283,11 @@ class Task(models.Model):
                 condition=Q(submission__isnull=False) & ~Q(name=""),
                 name="tapestry_media_task_step_per_generation",
             ),
+            # remote_id first: the unscoped match of a result names no backend (migration 0009).
             models.UniqueConstraint(
-                fields=("backend", "remote_id"),
+                fields=("remote_id", "backend"),
                 condition=Q(remote_id__isnull=False),
-                name="tapestry_media_task_remote_id",
+                name="tapestry_media_task_remote_id_backend",
             ),
         ]
 
