@@ -289,6 +289,10 @@ class Task(models.Model):
                 name="tapestry_media_task_remote_id",
             ),
         ]
+        indexes = [
+            # the admin overview reads by creation time; never updated, so updates stay HOT
+            models.Index(fields=("created_at",), name="tapestry_task_created_idx"),
+        ]
 
     def __str__(self) -> str:
         label = self.name or self.kind
