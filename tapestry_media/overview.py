@@ -382,8 +382,11 @@ def _oldest_stuck(tasks: Scan, stuck: Q, now: datetime) -> StuckTask | None:
     """The stuck task whose ``updated_at`` the scans found oldest, read by its creation time."""
     if tasks.stuck_since is None:
         return None
-    rows = Task.objects.filter(stuck, updated_at=tasks.stuck_since).order_by("pk")
-    rows = rows.values("pk", "name", "kind", "remote_id", "uuid", "status", "updated_at")
+    rows = (
+        Task.objects.filter(stuck, updated_at=tasks.stuck_since)
+        .order_by("pk")
+        .values("pk", "name", "kind", "remote_id", "uuid", "status", "updated_at")
+    )
     # A row is created before it is last updated: an index range over the old rows.
     near = rows.filter(created_at__lte=tasks.stuck_since)
     if tasks.stuck_hour is not None:  # an hour either side for a DST change
