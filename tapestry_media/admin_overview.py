@@ -53,7 +53,8 @@ class Chart:
     title: str
     desc: str
     svg: SafeString
-    headers: list[str]
+    #: (key, label) of each column; a timeline's status columns have the status as key
+    headers: list[tuple[str, str]]
     rows: list[list[str]]
     legend: list[tuple[str, str]] = field(default_factory=list)
     empty: str = ""
@@ -152,7 +153,11 @@ def _timeline(
         title=title,
         desc=desc,
         svg=svg,
-        headers=["hour" if hourly else "day", *(names[s] for s in statuses), "total"],
+        headers=[
+            ("start", "hour" if hourly else "day"),
+            *((s, names[s]) for s in statuses),
+            ("total", "total"),
+        ],  # fmt: skip
         rows=rows,
         legend=[(names[s], colors[s]) for s in statuses],
         empty="" if sum(totals) else f"No {noun} in this period.",
@@ -196,7 +201,12 @@ def _ready_times(figures: list[overview.Percentiles]) -> Chart:
         title=title,
         desc=f"Horizontal bars, seconds from upload to ready. {desc}.",
         svg=horizontal_bars("ready-times", title, desc, bars),
-        headers=["created", "ready uploads", "median", "p95"],
+        headers=[
+            ("created", "created"),
+            ("ready uploads", "ready uploads"),
+            ("median", "median"),
+            ("p95", "p95"),
+        ],
         rows=rows,
         empty="" if any(w.count for w in figures) else "No upload became ready in this period.",
     )
@@ -220,7 +230,12 @@ def _failures_by_kind(rates: list[overview.Rate]) -> Chart:
         title=title,
         desc=desc,
         svg=horizontal_bars("failures-by-kind", title, desc, bars),
-        headers=["kind", "failed", "finished", "failure rate"],
+        headers=[
+            ("kind", "kind"),
+            ("failed", "failed"),
+            ("finished", "finished"),
+            ("failure rate", "failure rate"),
+        ],
         rows=[[r.label, str(r.failed), str(r.finished), _percent(r.rate)] for r in rates],
         empty="" if any(r.finished for r in rates) else "No finished tasks in this period.",
     )
@@ -240,7 +255,11 @@ def _failures_by_error(rates: list[overview.Rate]) -> Chart:
         title=title,
         desc=desc,
         svg=horizontal_bars("failures-by-error", title, desc, bars),
-        headers=["error kind", "failed", "share of finished tasks"],
+        headers=[
+            ("error kind", "error kind"),
+            ("failed", "failed"),
+            ("share of finished tasks", "share of finished tasks"),
+        ],
         rows=[[r.label, str(r.failed), _percent(r.rate)] for r in rates],
         empty="" if rates else "No failed tasks in this period.",
     )
@@ -264,7 +283,7 @@ def _backlog(tasks: dict[str, int], submissions: dict[str, int]) -> Chart:
         title=title,
         desc=desc + ".",
         svg=horizontal_bars("backlog", title, desc, bars),
-        headers=["what", "status", "rows"],
+        headers=[("what", "what"), ("status", "status"), ("rows", "rows")],
         rows=[["tasks", str(Status(s).label), str(n)] for s, n in tasks.items()]
         + [["uploads", str(SubmissionStatus(s).label), str(n)] for s, n in submissions.items()],
         empty="" if any(tasks.values()) or any(submissions.values()) else "Nothing waiting.",

@@ -56,9 +56,10 @@ UNFINISHED = (Status.CREATED, Status.SUBMITTING, Status.PENDING, Status.PROCESSI
 SUBMISSION_UNFINISHED = (SubmissionStatus.PENDING, SubmissionStatus.PROCESSING)
 #: A task that ended with a result: the denominator of a failure rate.
 FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
-#: Queries of :func:`collect`: the two timelines, error kinds, two percentile reads per window
-#: (none for an empty window), the backlog of tasks and of submissions, the oldest stuck task.
-QUERIES = 2 + 1 + 2 * 2 + 2 + 1
+#: Queries of :func:`collect` at most (fewer when there is nothing to read): a scan of each
+#: table, the backlog outside the window of each, the error kinds, a percentile read per window,
+#: the oldest stuck task.
+QUERIES = 2 + 2 + 1 + 2 + 1
 
 
 @dataclass(frozen=True)
