@@ -78,7 +78,6 @@ class OverviewMixin(admin.ModelAdmin):  # type: ignore[type-arg]
             "opts": self.opts,
             "figures": figures,
             "charts": charts(figures),
-            "zone": timezone.get_current_timezone_name(),
             "stuck_age": duration_text(figures.oldest_stuck.age) if figures.oldest_stuck else "",
             "stuck_url": (
                 reverse("admin:tapestry_media_task_change", args=[figures.oldest_stuck.pk])
@@ -157,7 +156,7 @@ def _timeline(
             ("start", "hour" if hourly else "day"),
             *((s, names[s]) for s in statuses),
             ("total", "total"),
-        ],  # fmt: skip
+        ],
         rows=rows,
         legend=[(names[s], colors[s]) for s in statuses],
         empty="" if sum(totals) else f"No {noun} in this period.",

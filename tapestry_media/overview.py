@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import connections, router
 from django.db.models import (
     Count,
     DurationField,
@@ -116,12 +117,28 @@ class Overview:
     task_backlog: dict[str, int]
     submission_backlog: dict[str, int]
     oldest_stuck: StuckTask | None
-    #: Rows whose bucket the database returned as NULL: MySQL/MariaDB without time zone tables.
-    unbucketed: int = 0
+    #: The time zone of the buckets: the current one, or UTC where the database cannot convert.
+    zone: str = "UTC"
+    #: The current time zone the database could not convert to (MySQL/MariaDB without their
+    #: time zone tables), "" when it could.
+    unconverted_zone: str = ""
 
 
 def collect(now: datetime | None = None) -> Overview:
-    now = now or timezone.now()
+    """The figures as of ``now`` (the clock by default), bucketed in the current time zone.
+
+    A database that cannot convert to it (MySQL or MariaDB without time zone tables: Django
+    refuses their ``NULL``) gets UTC buckets, and the overview says so."""
+    zone = timezone.get_current_timezone_name()
+    if not settings.USE_TZ or connections[router.db_for_read(Task)].features.has_zoneinfo_database:
+        return _collect(now or timezone.now(), zone, "")
+    if zone == "UTC":
+        return _collect(now or timezone.now(), zone, "")
+    with timezone.override(UTC):
+        return _collect(now or timezone.now(), "UTC", zone)
+
+
+def _collect(now: datetime, zone: str, unconverted_zone: str) -> Overview:
     stale_after = get_settings().STALE_AFTER
     hours = hour_starts(now, HOURS)
     days = day_starts(now, DAYS)
@@ -148,7 +165,8 @@ def collect(now: datetime | None = None) -> Overview:
         task_backlog=task_backlog,
         submission_backlog=upload_backlog,
         oldest_stuck=_oldest_stuck(tasks, stuck, now),
-        unbucketed=uploads.lost + tasks.lost,
+        zone=zone,
+        unconverted_zone=unconverted_zone,
     )
 
 
@@ -202,8 +220,6 @@ class Scan:
     #: tasks: the oldest ``updated_at`` of a stuck task, and the hour it was created in
     stuck_since: datetime | None = None
     stuck_hour: datetime | None = None
-    #: rows the database gave no hour (MySQL/MariaDB without time zone tables)
-    lost: int = 0
 
 
 def _scan(rows: QuerySet[Any], window: tuple[datetime, datetime], stuck: Q | None = None) -> Scan:
@@ -226,12 +242,9 @@ def _scan(rows: QuerySet[Any], window: tuple[datetime, datetime], stuck: Q | Non
     for row in query.order_by().values(*group).annotate(**figures):
         counts = {s: row[f"n_{s}"] for s in statuses}
         since = row.get("stuck_since")
-        hour = _key(row["hour"]) if row["hour"] is not None else None
+        hour = _key(row["hour"])
         if since is not None and (scan.stuck_since is None or since < scan.stuck_since):
             scan.stuck_since, scan.stuck_hour = since, hour
-        if hour is None:
-            scan.lost += sum(counts.values())
-            continue
         _add(scan.buckets.setdefault(hour, dict.fromkeys(statuses, 0)), counts)
         if tasks:
             _add(scan.kinds.setdefault(row["kind"], dict.fromkeys(statuses, 0)), counts)
