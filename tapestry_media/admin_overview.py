@@ -104,10 +104,10 @@ def charts(figures: overview.Overview) -> list[Chart]:
     return [
         _timeline("uploads-hourly", "Uploads per hour, last 24 h", "uploads",
                   figures.uploads_hourly, UPLOAD_COLORS, hourly=True),
-        _timeline("tasks-hourly", "Tasks per hour, last 24 h", "tasks",
-                  figures.tasks_hourly, TASK_COLORS, hourly=True),
         _timeline("uploads-daily", "Uploads per day, last 30 days", "uploads",
                   figures.uploads_daily, UPLOAD_COLORS, hourly=False),
+        _timeline("tasks-hourly", "Tasks per hour, last 24 h", "tasks",
+                  figures.tasks_hourly, TASK_COLORS, hourly=True),
         _timeline("tasks-daily", "Tasks per day, last 30 days", "tasks",
                   figures.tasks_daily, TASK_COLORS, hourly=False),
         _ready_times(figures.ready_times),
@@ -182,7 +182,8 @@ def _ready_times(figures: list[overview.Percentiles]) -> Chart:
         for name, value in (("median", window.median), ("p95", window.p95)):
             seconds = value.total_seconds() if value is not None else 0
             bars.append(
-                Bar(f"{name}-{window.window}", f"{name}, {window.window}", round(seconds, 1),
+                Bar(f"{name}-{window.window}", f"{name}, {window.window.removeprefix('last ')}",
+                    round(seconds, 1),
                     duration_text(value), "#0ea5e9" if name == "median" else "#0369a1")
             )  # fmt: skip
         rows.append(
@@ -243,12 +244,14 @@ def _failures_by_kind(rates: list[overview.Rate]) -> Chart:
 def _failures_by_error(rates: list[overview.Rate]) -> Chart:
     title = "Failures by error kind, last 30 days"
     bars = [
-        Bar(r.label, r.label, r.failed, f"{r.failed} ({_percent(r.rate)} of finished)",
-            FAILURE_COLOR)
+        Bar(r.label, r.label, r.failed, f"{r.failed} ({_percent(r.rate)})", FAILURE_COLOR)
         for r in rates
     ]  # fmt: skip
     summary = "; ".join(f"{r.label} {r.failed}" for r in rates) or "no failed tasks"
-    desc = f"Horizontal bars, failed tasks per error kind: {summary}."
+    desc = (
+        f"Horizontal bars, failed tasks per error kind, with their share of all finished "
+        f"tasks: {summary}."
+    )
     return Chart(
         id="failures-by-error",
         title=title,

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-WIDTH = 640
-HEIGHT = 220
-LEFT, RIGHT, TOP, BOTTOM = 44, 8, 12, 26
+WIDTH = 560
+HEIGHT = 230
+LEFT, RIGHT, TOP, BOTTOM = 48, 8, 12, 28
 LABEL_WIDTH = 150
-ROW_HEIGHT = 26
+ROW_HEIGHT = 30
 AXIS_COLOR = "#9ca3af"
 TEXT_COLOR = "#4b5563"
 
@@ -68,7 +68,7 @@ def _open(chart_id: str, title: str, desc: str, height: float) -> list[str]:
     ]
 
 
-def _text(x: float, y: float, text: str, anchor: str = "middle", size: int = 10) -> str:
+def _text(x: float, y: float, text: str, anchor: str = "middle", size: int = 12) -> str:
     return (
         f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}" '
         f'fill="{TEXT_COLOR}">{escape(text)}</text>'
@@ -99,7 +99,7 @@ def stacked_bars(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
             f'stroke="{AXIS_COLOR}" stroke-width="{1 if fraction == 0 else 0.5}"/>'
         )
-        parts.append(_text(LEFT - 6, y + 3.5, _number(top * fraction), anchor="end"))
+        parts.append(_text(LEFT - 6, y + 4, _number(top * fraction), anchor="end"))
     for i, label in enumerate(labels):
         x = LEFT + slot * i + (slot - bar_w) / 2
         base = float(TOP + plot_h)
@@ -116,7 +116,7 @@ def stacked_bars(
                 f"<title>{escape(label)}: {_number(value)} {escape(s.label)}</title></rect>"
             )
         if i % label_every == 0 or i == count - 1:
-            parts.append(_text(LEFT + slot * i + slot / 2, HEIGHT - BOTTOM + 14, label))
+            parts.append(_text(LEFT + slot * i + slot / 2, HEIGHT - BOTTOM + 17, label))
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 - every text above is escaped
 
@@ -128,7 +128,7 @@ def horizontal_bars(
     value's nice ceiling) and ``text`` after it."""
     height = TOP + ROW_HEIGHT * max(len(bars), 1) + 4
     scale_top = top if top is not None else nice_ceiling(max((b.value for b in bars), default=0))
-    plot_w = WIDTH - LABEL_WIDTH - 90
+    plot_w = WIDTH - LABEL_WIDTH - 120  # room for the text after the longest bar
     parts = _open(chart_id, title, desc, height)
     parts.append(
         f'<line x1="{LABEL_WIDTH}" x2="{LABEL_WIDTH}" y1="{TOP - 4}" y2="{height - 4}" '
@@ -137,7 +137,7 @@ def horizontal_bars(
     for i, bar in enumerate(bars):
         y = TOP + ROW_HEIGHT * i
         label = bar.label if len(bar.label) <= 24 else bar.label[:23] + "…"
-        parts.append(_text(LABEL_WIDTH - 8, y + ROW_HEIGHT / 2 + 1, label, anchor="end", size=11))
+        parts.append(_text(LABEL_WIDTH - 8, y + ROW_HEIGHT / 2 + 5, label, anchor="end", size=14))
         width = plot_w * min(bar.value, scale_top) / scale_top if scale_top else 0
         if bar.value > 0:
             parts.append(
@@ -146,6 +146,6 @@ def horizontal_bars(
                 f'width="{width:.2f}" height="{ROW_HEIGHT - 8}" fill="{escape(bar.color)}">'
                 f"<title>{escape(bar.label)}: {escape(bar.text)}</title></rect>"
             )
-        parts.append(_text(LABEL_WIDTH + width + 6, y + ROW_HEIGHT / 2 + 1, bar.text, "start", 11))
+        parts.append(_text(LABEL_WIDTH + width + 6, y + ROW_HEIGHT / 2 + 5, bar.text, "start", 14))
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 - every text above is escaped
