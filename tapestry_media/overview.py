@@ -207,6 +207,18 @@ def _day(moment: datetime) -> date:
     return _local(moment).date() if timezone.is_aware(moment) else moment.date()
 
 
+class LocalHour(TruncHour):
+    """``TruncHour`` that makes each distinct hour an aware datetime once, not once a row:
+    Django's conversion (``make_aware`` in the current zone) cost more than the rest of the
+    page's Python at 6k rows."""
+
+    def convert_value(self, value: Any, expression: Any, connection: Any) -> Any:
+        seen: dict[Any, Any] = self.__dict__.setdefault("_converted", {})
+        if value not in seen:
+            seen[value] = super().convert_value(value, expression, connection)
+        return seen[value]
+
+
 @dataclass
 class Scan:
     """What one table's query over the window found."""
@@ -224,38 +236,36 @@ class Scan:
 
 def _scan(rows: QuerySet[Any], window: tuple[datetime, datetime], stuck: Q | None = None) -> Scan:
     """One query: the rows created in ``window`` counted per local hour (``TruncHour``) and
-    status; for tasks also per kind and, for failed ones, per error kind, with the oldest stuck
-    task's ``updated_at``; for submissions the ready ones that have a processing time."""
+    status; for tasks also per kind, with the oldest stuck task's ``updated_at``; for
+    submissions the ready ones that have a processing time. Grouped by status rather than one
+    filtered ``COUNT`` per status: one aggregate a row instead of eight, a fifth faster."""
     tasks = rows.model is Task
     statuses = Status.values if tasks else SubmissionStatus.values
-    figures: dict[str, Any] = {f"n_{s}": Count("pk", filter=Q(status=s)) for s in statuses}
-    group = ["hour"]
+    figures: dict[str, Any] = {"n": Count("pk")}
+    group = ["hour", "status"]
     query = rows.filter(created_at__gte=window[0], created_at__lt=window[1]).annotate(
-        hour=TruncHour("created_at")
+        hour=LocalHour("created_at")
     )
     if tasks:
         group.append("kind")
         figures["stuck_since"] = Min("updated_at", filter=stuck)
     else:
-        figures["timed"] = Count("pk", filter=_ready_q())
+        figures["timed"] = Count("pk", filter=Q(processed_at__isnull=False))
     scan = Scan()
     for row in query.order_by().values(*group).annotate(**figures):
-        counts = {s: row[f"n_{s}"] for s in statuses}
+        status, n = row["status"], row["n"]
+        if status not in statuses:  # a value no choice knows: not drawn
+            continue
         since = row.get("stuck_since")
         hour = _key(row["hour"])
         if since is not None and (scan.stuck_since is None or since < scan.stuck_since):
             scan.stuck_since, scan.stuck_hour = since, hour
-        _add(scan.buckets.setdefault(hour, dict.fromkeys(statuses, 0)), counts)
+        scan.buckets.setdefault(hour, dict.fromkeys(statuses, 0))[status] += n
         if tasks:
-            _add(scan.kinds.setdefault(row["kind"], dict.fromkeys(statuses, 0)), counts)
-        else:
+            scan.kinds.setdefault(row["kind"], dict.fromkeys(statuses, 0))[status] += n
+        elif status == SubmissionStatus.READY:
             scan.timed[hour] = scan.timed.get(hour, 0) + row["timed"]
     return scan
-
-
-def _add(total: dict[str, int], counts: dict[str, int]) -> None:
-    for key, n in counts.items():
-        total[key] += n
 
 
 def _hourly(buckets: dict[datetime, dict[str, int]], hours: Sequence[datetime],
