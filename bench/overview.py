@@ -17,11 +17,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from . import admin_search
+
 DATABASE_URL = os.environ.get(
     "BENCH_OVERVIEW_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tm_overview_bench"
 )
@@ -73,26 +72,6 @@ CROSS JOIN LATERAL (SELECT CASE
     WHEN (s.id + step) % 331 = 0 THEN 'pending'
     ELSE 'succeeded' END AS status) AS t;
 """
-
-
-def setup() -> None:
-    sys.path.insert(0, str(ROOT))
-    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
-    os.environ["DATABASE_URL"] = DATABASE_URL
-    import django
-    import psycopg
-
-    name = DATABASE_URL.rsplit("/", 1)[1]
-    with psycopg.connect(DATABASE_URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    django.setup()
-    from django.conf import settings
-    from django.core.management import call_command
-
-    settings.ALLOWED_HOSTS = ["*"]
-    call_command("migrate", verbosity=0)
 
 
 def seed(submissions: int, again: bool) -> None:
@@ -170,7 +149,7 @@ def main() -> None:
     parser.add_argument("--explain", action="store_true")
     parser.add_argument("--reseed", action="store_true")
     args = parser.parse_args()
-    setup()
+    admin_search.setup(DATABASE_URL)
     seed(args.submissions, args.reseed)
     from tapestry_media.models import Submission, Task
 
