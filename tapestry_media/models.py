@@ -290,8 +290,14 @@ class Task(models.Model):
             ),
         ]
         indexes = [
-            # the admin overview reads by creation time; never updated, so updates stay HOT
+            # The admin overview reads by creation time (never updated: updates stay HOT), and
+            # the failed tasks by it (``error`` changes once, when a task fails).
             models.Index(fields=("created_at",), name="tapestry_task_created_idx"),
+            models.Index(
+                fields=("created_at",),
+                condition=Q(error__isnull=False),
+                name="tapestry_task_error_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -130,15 +130,17 @@ def test_buckets_per_hour_and_per_day(dataset) -> None:
 
 
 def test_upload_to_ready_percentiles_interpolate_like_percentile_cont(dataset) -> None:
-    last_day, month = overview.collect(NOW).ready_times
+    submission(NOW - timedelta(days=10), SubmissionStatus.READY, 9999)  # older than a week
+    last_day, week = overview.collect(NOW).ready_times
     # 60, 120, 300 s: median 120; p95 at rank 1.9, 120 + 0.9 * 180
     assert (last_day.count, last_day.median, last_day.p95) == (
         3,
         timedelta(seconds=120),
         timedelta(seconds=282),
     )
-    # 60, 120, 300, 600 s: median at rank 1.5; p95 at rank 2.85, 300 + 0.85 * 300
-    assert (month.count, month.median, month.p95) == (
+    # 60, 120, 300, 600 s (3 days ago): median at rank 1.5; p95 at rank 2.85, 300 + 0.85 * 300
+    assert week.window == "last 7 days"
+    assert (week.count, week.median, week.p95) == (
         4,
         timedelta(seconds=210),
         timedelta(seconds=555),
@@ -153,6 +155,12 @@ def test_failure_rates_by_kind_and_by_error_kind(dataset) -> None:
     assert {r.label: r.rate for r in figures.failures_by_kind}["audio"] is None
     by_error = {r.label: (r.failed, r.finished) for r in figures.failures_by_error}
     assert by_error == {"timeout": (1, 6), "decode_error": (1, 6), "unclassified": (1, 6)}
+
+
+def test_a_failed_task_without_a_stored_error_is_unclassified(dataset) -> None:
+    task(NOW - timedelta(hours=1), Status.FAILED, error=None)
+    by_error = {r.label: (r.failed, r.finished) for r in overview.collect(NOW).failures_by_error}
+    assert by_error["unclassified"] == (2, 7)  # and t5, whose error names no kind
 
 
 def test_error_kinds_past_the_shown_ones_add_up_as_other(dataset) -> None:
