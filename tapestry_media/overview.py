@@ -1,21 +1,23 @@
 """The figures of the admin overview: uploads and tasks over time, upload-to-ready times, failure
 rates, the backlog and the oldest stuck task.
 
-A fixed number of queries whatever the number of rows (see :data:`QUERIES`), all through the ORM,
-so one code path serves SQLite, PostgreSQL and MariaDB:
+At most :data:`QUERIES` queries whatever the number of rows, all through the ORM, so one code
+path serves SQLite, PostgreSQL and MariaDB (docs/performance.md has their plans):
 
-* one ``GROUP BY`` per table over the last 30 days (``created_at >= start``, a bounded range that
-  the ``created_at`` indexes serve), bucketed by the hour in the database (``TruncHour`` in the
-  current time zone, ``Count`` with a filter per status). The per-day figures are these hours
-  added up by local date, so the 24 h and 30 day charts come from the same scan; the task query
-  also groups by ``kind``, which gives the failure rate per kind;
-* the failed tasks of the window grouped by ``error["kind"]`` (the classification every stored
-  error carries: the API's ``kind``/``type``/``code``, or the client error's class);
-* upload-to-ready percentiles as ``percentile_cont`` computes them (linear between the two
-  nearest ranks), read with ``ORDER BY … LIMIT 2 OFFSET k`` from the side nearer to the rank;
-* the backlog and the oldest stuck task: unfinished tasks have no index (one on ``status`` or
-  ``updated_at`` would make every webhook's update non-HOT, see migration 0007), so these scan
-  the task table, as ``manage.py tapestry_media status`` does.
+* one ``GROUP BY`` per table over the rows created in the last 30 days (a bounded range on
+  ``created_at``), by local hour (``TruncHour`` in the current time zone) and status, tasks also
+  by kind. The days are these hours added up by local date, so the 24 h and 30 day charts and
+  the failure rate per kind come from the same scan; it also counts the unfinished rows and
+  finds the oldest stuck task's ``updated_at``;
+* the unfinished rows created outside the window (an index range), for the backlog;
+* the failed tasks of the window by ``error["kind"]`` (the classification every stored error
+  carries: the API's ``kind``/``type``/``code``, or the client error's class), through the
+  partial index on ``created_at WHERE error IS NOT NULL``;
+* upload-to-ready percentiles as ``percentile_cont`` computes them, one sort per window;
+* the oldest stuck task's row, by its creation time.
+
+No index on ``status`` or ``updated_at``: one would make every webhook's update non-HOT
+(migration 0007).
 """
 
 from __future__ import annotations
@@ -133,12 +135,11 @@ def collect(now: datetime | None = None) -> Overview:
     A database that cannot convert to it (MySQL or MariaDB without time zone tables: Django
     refuses their ``NULL``) gets UTC buckets, and the overview says so."""
     zone = timezone.get_current_timezone_name()
-    if not settings.USE_TZ or connections[router.db_for_read(Task)].features.has_zoneinfo_database:
-        return _collect(now or timezone.now(), zone, "")
-    if zone == "UTC":
-        return _collect(now or timezone.now(), zone, "")
-    with timezone.override(UTC):
-        return _collect(now or timezone.now(), "UTC", zone)
+    database = connections[router.db_for_read(Task)]
+    if settings.USE_TZ and zone != "UTC" and not database.features.has_zoneinfo_database:
+        with timezone.override(UTC):
+            return _collect(now or timezone.now(), "UTC", zone)
+    return _collect(now or timezone.now(), zone, "")
 
 
 def _collect(now: datetime, zone: str, unconverted_zone: str) -> Overview:

@@ -372,3 +372,15 @@ def test_query_count_is_fixed_whatever_the_number_of_rows(
     rows(60)
     with django_assert_max_num_queries(len(small)):
         assert admin_client.get(OVERVIEW).status_code == 200
+
+
+def test_without_time_zones(settings, admin_client) -> None:
+    settings.USE_TZ = False
+    now = datetime.now()  # naive local time: what USE_TZ = False stores
+    submission(now - timedelta(minutes=30), SubmissionStatus.READY, 90)
+    task(now - timedelta(days=2), Status.PROCESSING, updated=now - timedelta(days=2))
+    figures = overview.collect()
+    assert sum(figures.uploads_hourly.totals()) == 1
+    assert figures.ready_times[0].median == timedelta(seconds=90)
+    assert figures.oldest_stuck is not None
+    assert admin_client.get(OVERVIEW).status_code == 200
