@@ -195,20 +195,14 @@ def _ready_times(figures: list[overview.Percentiles]) -> Chart:
         f"over {w.count} uploads"
         for w in figures
     )
-    title = "Upload to ready"
-    return Chart(
-        id="ready-times",
-        title=title,
-        desc=f"Horizontal bars, seconds from upload to ready. {desc}.",
-        svg=horizontal_bars("ready-times", title, desc, bars),
-        headers=[
-            ("created", "created"),
-            ("ready uploads", "ready uploads"),
-            ("median", "median"),
-            ("p95", "p95"),
-        ],
-        rows=rows,
-        empty="" if any(w.count for w in figures) else "No upload became ready in this period.",
+    return _bar_chart(
+        "ready-times",
+        "Upload to ready",
+        f"Horizontal bars, seconds from upload to ready. {desc}.",
+        bars,
+        _columns("created", "ready uploads", "median", "p95"),
+        rows,
+        "" if any(w.count for w in figures) else "No upload became ready in this period.",
     )
 
 
@@ -216,59 +210,56 @@ def _percent(rate: float | None) -> str:
     return "—" if rate is None else f"{rate * 100:.1f} %"
 
 
+def _columns(*labels: str) -> list[tuple[str, str]]:
+    return [(label, label) for label in labels]
+
+
+def _bar_chart(
+    chart_id: str, title: str, desc: str, bars: list[Bar], headers: list[tuple[str, str]],
+    rows: list[list[str]], empty: str,
+) -> Chart:  # fmt: skip
+    svg = horizontal_bars(chart_id, title, desc, bars)
+    return Chart(id=chart_id, title=title, desc=desc, svg=svg, headers=headers, rows=rows,
+                 empty=empty)  # fmt: skip
+
+
 def _failures_by_kind(rates: list[overview.Rate]) -> Chart:
-    title = "Failure rate by task kind, last 30 days"
     bars = [
         Bar(r.label, r.label, round((r.rate or 0) * 100, 2),
             f"{_percent(r.rate)} ({r.failed} of {r.finished})", FAILURE_COLOR)
         for r in rates
     ]  # fmt: skip
     summary = "; ".join(f"{r.label} {_percent(r.rate)}" for r in rates) or "no finished tasks"
-    desc = f"Horizontal bars, failed tasks as a share of finished ones per kind: {summary}."
-    return Chart(
-        id="failures-by-kind",
-        title=title,
-        desc=desc,
-        svg=horizontal_bars("failures-by-kind", title, desc, bars),
-        headers=[
-            ("kind", "kind"),
-            ("failed", "failed"),
-            ("finished", "finished"),
-            ("failure rate", "failure rate"),
-        ],
-        rows=[[r.label, str(r.failed), str(r.finished), _percent(r.rate)] for r in rates],
-        empty="" if any(r.finished for r in rates) else "No finished tasks in this period.",
+    return _bar_chart(
+        "failures-by-kind",
+        "Failure rate by task kind, last 30 days",
+        f"Horizontal bars, failed tasks as a share of finished ones per kind: {summary}.",
+        bars,
+        _columns("kind", "failed", "finished", "failure rate"),
+        [[r.label, str(r.failed), str(r.finished), _percent(r.rate)] for r in rates],
+        "" if any(r.finished for r in rates) else "No finished tasks in this period.",
     )
 
 
 def _failures_by_error(rates: list[overview.Rate]) -> Chart:
-    title = "Failures by error kind, last 30 days"
     bars = [
         Bar(r.label, r.label, r.failed, f"{r.failed} ({_percent(r.rate)})", FAILURE_COLOR)
         for r in rates
-    ]  # fmt: skip
+    ]
     summary = "; ".join(f"{r.label} {r.failed}" for r in rates) or "no failed tasks"
-    desc = (
-        f"Horizontal bars, failed tasks per error kind, with their share of all finished "
-        f"tasks: {summary}."
-    )
-    return Chart(
-        id="failures-by-error",
-        title=title,
-        desc=desc,
-        svg=horizontal_bars("failures-by-error", title, desc, bars),
-        headers=[
-            ("error kind", "error kind"),
-            ("failed", "failed"),
-            ("share of finished tasks", "share of finished tasks"),
-        ],
-        rows=[[r.label, str(r.failed), _percent(r.rate)] for r in rates],
-        empty="" if rates else "No failed tasks in this period.",
+    return _bar_chart(
+        "failures-by-error",
+        "Failures by error kind, last 30 days",
+        "Horizontal bars, failed tasks per error kind, with their share of all finished "
+        f"tasks: {summary}.",
+        bars,
+        _columns("error kind", "failed", "share of finished tasks"),
+        [[r.label, str(r.failed), _percent(r.rate)] for r in rates],
+        "" if rates else "No failed tasks in this period.",
     )
 
 
 def _backlog(tasks: dict[str, int], submissions: dict[str, int]) -> Chart:
-    title = "Backlog now"
     bars = [
         Bar(f"task-{s}", f"tasks {Status(s).label.lower()}", n, str(n), TASK_COLORS[Status(s)])
         for s, n in tasks.items()
@@ -277,16 +268,14 @@ def _backlog(tasks: dict[str, int], submissions: dict[str, int]) -> Chart:
             UPLOAD_COLORS[SubmissionStatus(s)])
         for s, n in submissions.items()
     ]  # fmt: skip
-    desc = "Horizontal bars, unfinished rows by status: " + "; ".join(
-        f"{b.label} {b.text}" for b in bars
-    )
-    return Chart(
-        id="backlog",
-        title=title,
-        desc=desc + ".",
-        svg=horizontal_bars("backlog", title, desc, bars),
-        headers=[("what", "what"), ("status", "status"), ("rows", "rows")],
-        rows=[["tasks", str(Status(s).label), str(n)] for s, n in tasks.items()]
+    summary = "; ".join(f"{b.label} {b.text}" for b in bars)
+    return _bar_chart(
+        "backlog",
+        "Backlog now",
+        f"Horizontal bars, unfinished rows by status: {summary}.",
+        bars,
+        _columns("what", "status", "rows"),
+        [["tasks", str(Status(s).label), str(n)] for s, n in tasks.items()]
         + [["uploads", str(SubmissionStatus(s).label), str(n)] for s, n in submissions.items()],
-        empty="" if any(tasks.values()) or any(submissions.values()) else "Nothing waiting.",
+        "" if any(tasks.values()) or any(submissions.values()) else "Nothing waiting.",
     )
