@@ -27,6 +27,7 @@ from django.utils.translation import gettext_lazy as _
 from . import pipeline, resync, uploads, webhooks
 from .admin_buttons import ObjectActionsMixin
 from .admin_erase import erase_uploaders, may_erase
+from .admin_overview import OverviewMixin
 from .api.outputs import output_src
 from .conf import BUILTIN_BACKENDS, get_settings
 from .metadata import is_valid_key
@@ -392,7 +393,7 @@ class SubmissionAdmin(ObjectActionsMixin):
 
 
 @admin.register(Task)
-class TaskAdmin(ObjectActionsMixin):
+class TaskAdmin(OverviewMixin, ObjectActionsMixin):
     # The metadata columns come right after the status, so they are on screen at 1280 px
     # beside the navigation and filter sidebars; the long ids come last, cut to a width.
     list_display = (

@@ -290,6 +290,16 @@ class Task(models.Model):
                 name="tapestry_media_task_remote_id_backend",
             ),
         ]
+        indexes = [
+            # The admin overview reads by creation time (never updated: updates stay HOT), and
+            # the failed tasks by it (``error`` changes once, when a task fails).
+            models.Index(fields=("created_at",), name="tapestry_task_created_idx"),
+            models.Index(
+                fields=("created_at",),
+                condition=Q(error__isnull=False),
+                name="tapestry_task_error_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         label = self.name or self.kind
