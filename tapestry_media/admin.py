@@ -508,7 +508,7 @@ class TaskAdmin(OverviewMixin, ObjectActionsMixin):
         key = _as_uuid(term)
         if key is not None:
             return queryset.filter(uuid=key), False
-        # With the backend, the (backend, remote_id) unique index serves this branch, so on
+        # The (remote_id, backend) unique index serves this branch, so on
         # PostgreSQL the whole OR is a BitmapOr of index scans, not a table scan.
         query = Q(backend__in=known_backends(), remote_id=term)
         meta = metadata_search(term, _vendor(queryset))

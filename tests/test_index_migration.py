@@ -127,7 +127,7 @@ def test_0009_leads_the_remote_id_index_with_remote_id_and_reverses() -> None:
     latest = remote_id_indexes()
     before, after = readings(
         remote_id_indexes,
-        ("tapestry_media", "0007_drop_unused_indexes"),
+        ("tapestry_media", "0008_task_created_index"),
         ("tapestry_media", "0009_task_remote_id_first"),
     )
     assert before == {"tapestry_media_task_remote_id": ["backend", "remote_id"]}

@@ -30,7 +30,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("tapestry_media", "0007_drop_unused_indexes"),
+        ("tapestry_media", "0008_task_created_index"),
     ]
 
     operations = [
