@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import requests
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -137,6 +138,75 @@ def test_create_with_a_key_costs_a_fixed_number_of_queries(
     statements = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
     assert len(statements) == 8, "\n".join(statements)
     assert "FOR UPDATE" in statements[0] or connection.vendor == "sqlite"
+
+
+# --- the file never passes through Django ----------------------------------------------------
+
+FIFTY_MB = 50 * 1024 * 1024
+
+
+class CountingInput:
+    """A request's ``wsgi.input`` that counts the bytes read from it."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.bytes_read = 0
+
+    def read(self, *args: Any) -> bytes:
+        chunk: bytes = self.stream.read(*args)
+        self.bytes_read += len(chunk)
+        return chunk
+
+    def readline(self, *args: Any) -> bytes:
+        line: bytes = self.stream.readline(*args)
+        self.bytes_read += len(line)
+        return line
+
+
+class BodyReads:
+    """Wraps the test client's WSGI handler: for each request, how many body bytes Django
+    (middleware, parsers, views) read from ``wsgi.input``."""
+
+    def __init__(self, handler: Any) -> None:
+        self.handler = handler
+        self.reads: list[tuple[str, str, int]] = []
+
+    def __call__(self, environ: dict[str, Any]) -> Any:
+        counted = environ["wsgi.input"] = CountingInput(environ["wsgi.input"])
+        try:
+            return self.handler(environ)
+        finally:
+            self.reads.append((environ["REQUEST_METHOD"], environ["PATH_INFO"], counted.bytes_read))
+
+
+def test_a_50_mb_direct_upload_reads_no_request_body_over_4_kib(
+    s3, bucket, api, django_capture_on_commit_callbacks
+) -> None:
+    recorder = api.handler = BodyReads(api.handler)
+    content = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * (FIFTY_MB - 12)
+
+    upload = target(api, "big.mp4", size=len(content))
+    assert post_to_storage(upload, content).status_code == 204
+    with django_capture_on_commit_callbacks(execute=True):
+        response = create(api, upload["upload_key"], title="Big one")
+    assert response.status_code == 201, response.content
+    assert response.json()["file_size"] == FIFTY_MB
+    assert enqueued_names() == ["submit_task", "submit_task"]
+
+    assert [(method, path) for method, path, _ in recorder.reads] == [
+        ("POST", TARGETS),
+        ("POST", SUBMISSIONS),
+    ]
+    assert all(0 < read <= 4096 for _, _, read in recorder.reads), recorder.reads
+
+    # Positive control: the same recorder sees the multipart path read the whole file.
+    recorder.reads.clear()
+    files = {"file": SimpleUploadedFile("big.mp4", content, content_type="video/mp4")}
+    with django_capture_on_commit_callbacks(execute=True):
+        plain = api.post(SUBMISSIONS, files, format="multipart")
+    assert plain.status_code == 201, plain.content
+    [(_, _, read)] = recorder.reads
+    assert read >= FIFTY_MB
 
 
 # --- what storage refuses: the policy --------------------------------------------------------
