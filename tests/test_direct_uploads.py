@@ -20,6 +20,7 @@ from tapestry_media import direct_uploads
 from tapestry_media.models import Submission, Task
 from tapestry_media.testing.jobs import enqueued_names
 
+from .browser.site import use_example_site
 from .helpers import client_for, video_upload
 from .s3 import S3Server, on_loopback, running_server, use_s3
 from .s3 import loopback_only as loopback_only  # a fixture
@@ -123,6 +124,15 @@ def test_a_direct_upload_becomes_a_submission_whose_steps_are_submitted(
     assert sorted(sub.tasks.values_list("name", flat=True)) == ["poster", "video"]
     assert enqueued_names() == ["submit_task", "submit_task"]
     assert s3.keys(bucket) == [key]  # the file was not copied anywhere
+
+
+def test_a_session_user_claims_a_key(s3, bucket, client, user) -> None:
+    """Signed in with a session (as the example site's script is), ``request.user`` is lazy."""
+    client.force_login(user)
+    key = uploaded(client_for(user))
+    response = client.post(SUBMISSIONS, {"upload_key": key}, content_type="application/json")
+    assert response.status_code == 201, response.content
+    assert Submission.objects.get().file.name == key
 
 
 def test_create_with_a_key_costs_a_fixed_number_of_queries(
@@ -368,3 +378,28 @@ def test_direct_uploads_can_be_switched_off(s3, bucket, api, settings) -> None:
 
 def test_anonymous_gets_no_target(client) -> None:
     assert client.post(TARGETS, {"filename": "clip.mp4"}).status_code == 403
+
+
+# --- the example site's upload form -----------------------------------------------------------
+
+
+def test_the_example_upload_form_goes_direct_only_with_a_storage_that_presigns(
+    client, user, settings, s3
+) -> None:
+    use_example_site(settings)
+    client.force_login(user)
+    plain = client.get(reverse("example:upload")).content.decode()
+    assert 'enctype="multipart/form-data"' in plain
+    assert "data-direct-upload" not in plain
+    assert "example/upload.js" not in plain
+
+    use_s3(settings, s3, s3.new_bucket(), expire=300)
+    direct = client.get(reverse("example:upload")).content.decode()
+    assert f'data-direct-upload="{TARGETS}"' in direct
+    assert f'data-submissions-api="{SUBMISSIONS}"' in direct
+    assert "example/upload.js" in direct
+    assert 'type="file"' in direct  # the same form still works without JavaScript
+    assert "<progress" in direct
+
+    settings.TAPESTRY_MEDIA = {**settings.TAPESTRY_MEDIA, "DIRECT_UPLOADS": False}
+    assert "data-direct-upload" not in client.get(reverse("example:upload")).content.decode()

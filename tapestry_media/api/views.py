@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import router, transaction
 from django.db.models import F, Prefetch, Q, QuerySet
 from django.urls import URLPattern
@@ -353,7 +354,7 @@ def claim_upload(user: Any, stored: StoredUpload, fields: dict[str, Any]) -> Sub
     the other and the second sees the first's submission."""
     using = router.db_for_write(Submission)
     with transaction.atomic(using=using):
-        users = type(user)._default_manager.using(using).select_for_update()
+        users = get_user_model()._default_manager.using(using).select_for_update()
         list(users.filter(pk=user.pk).values_list("pk", flat=True))
         if Submission.objects.using(using).filter(file=stored.name).exists():
             raise ValidationError(
