@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from tapestry_media import direct_uploads
+from tapestry_media import direct_uploads, erasure
 from tapestry_media.models import Submission, Task
 from tapestry_media.testing.jobs import enqueued_names
 
@@ -349,6 +349,20 @@ def test_file_or_key_not_both(s3, bucket, api) -> None:
     refused(both, "file", "one of the two")
     refused(api.post(SUBMISSIONS, {"title": "x"}, format="json"), "file", "one of the two")
     nothing_created()
+
+
+def test_erasing_a_user_deletes_their_direct_uploads_claimed_or_not(
+    s3, bucket, api, user, other_user, django_capture_on_commit_callbacks
+) -> None:
+    claimed, unclaimed = uploaded(api), uploaded(api)
+    assert create(api, claimed).status_code == 201
+    theirs = uploaded(client_for(other_user))
+    assert s3.keys(bucket) == sorted([claimed, unclaimed, theirs])  # positive control
+    with django_capture_on_commit_callbacks(execute=True):
+        report = erasure.erase(erasure.resolve_user(str(user.pk)))
+    assert set(report.files) == {claimed, unclaimed}
+    assert s3.keys(bucket) == [theirs]
+    assert Submission.objects.count() == 0
 
 
 # --- without a storage that presigns ----------------------------------------------------------
