@@ -6,12 +6,15 @@ nothing behind, next to a positive control that the same request with a good key
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from typing import Any
 
 import pytest
 import requests
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.db.models import QuerySet
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from rest_framework.test import APIClient
@@ -417,3 +420,45 @@ def test_the_example_upload_form_goes_direct_only_with_a_storage_that_presigns(
 
     settings.TAPESTRY_MEDIA = {**settings.TAPESTRY_MEDIA, "DIRECT_UPLOADS": False}
     assert "data-direct-upload" not in client.get(reverse("example:upload")).content.decode()
+
+
+# --- two claims of one key at once (PostgreSQL, MariaDB: row locks) ---------------------------
+
+
+@pytest.mark.server_db
+@pytest.mark.django_db(transaction=True)
+def test_two_claims_of_one_key_at_once_make_one_submission(
+    s3, bucket, user, monkeypatch, django_capture_on_commit_callbacks
+) -> None:
+    """Both requests pass every check before either writes. Each waits (up to 2 s) after its
+    "is the key unused?" query for the other to ask too: without the lock on the user's row
+    both hear "unused" and both create; with it the second asks only once the first has
+    committed, and gets the 400."""
+    key = uploaded(client_for(user))
+    asked = threading.Barrier(2, timeout=2)
+    real_exists = QuerySet.exists
+
+    def exists_then_wait(self: QuerySet[Any]) -> bool:
+        answer = real_exists(self)
+        if self.model is Submission:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                asked.wait()
+        return answer
+
+    monkeypatch.setattr(QuerySet, "exists", exists_then_wait)
+    codes: list[int] = []
+
+    def claim() -> None:
+        try:
+            codes.append(create(client_for(user), key).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claim) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(codes) == [201, 400]
+    assert Submission.objects.filter(file=key).count() == 1
+    assert Task.objects.count() == 2
