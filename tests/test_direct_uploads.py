@@ -222,6 +222,26 @@ def test_a_50_mb_direct_upload_reads_no_request_body_over_4_kib(
     assert read >= FIFTY_MB
 
 
+@pytest.mark.parametrize(
+    ("filename", "stored"),
+    [
+        ("clip.mp4", "clip.mp4"),
+        ("C:\\Users\\me\\Beach Day.MOV", "Beach_Day.mov"),
+        ("../../etc/passwd.mp4", "passwd.mp4"),
+        ("-rf .mp4", "rf.mp4"),
+        ("-.mp4", "upload.mp4"),
+        ("видео.webm", "_____.webm"),
+        ("a" * 250 + ".mp4", "a" * 116 + ".mp4"),
+    ],
+)
+def test_every_issued_key_can_be_claimed(s3, bucket, api, filename, stored) -> None:
+    """Whatever the client's file name, the key it is given is one the server takes back."""
+    upload = target(api, filename)
+    assert upload["upload_key"].rsplit("/", 1)[1] == stored
+    assert post_to_storage(upload, MP4).status_code == 204
+    assert create(api, upload["upload_key"]).status_code == 201
+
+
 # --- what storage refuses: the policy --------------------------------------------------------
 
 
