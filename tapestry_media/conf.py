@@ -112,6 +112,11 @@ class Settings:
     CORRELATION_KEY: str = "tapestry_task"
     MAX_UPLOAD_BYTES: int = 2 * 1024**3
     ALLOWED_EXTENSIONS: Mapping[str, list[str]] = field(default_factory=_default_extensions)
+    #: Offer ``POST submissions/uploads/`` (a presigned POST) when the upload storage can
+    #: presign (django-storages' S3 storage); False: multipart uploads only.
+    DIRECT_UPLOADS: bool = True
+    #: Seconds a presigned upload target stays usable.
+    DIRECT_UPLOAD_EXPIRE: int = 600
     CONNECT_TIMEOUT: float = 5.0
     READ_TIMEOUT: float = 30.0
     #: Quick retries inside one HTTP call (connection errors, 408/409/429/5xx).
@@ -255,6 +260,12 @@ def _is_positive(value: object) -> str:
     return ""
 
 
+def _is_seconds(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 604800:
+        return f"must be a whole number of seconds from 1 to 604800 (7 days), not {value!r}."
+    return ""
+
+
 def _is_count(value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         return f"must be a whole number >= 0, not {value!r}."
@@ -388,6 +399,8 @@ _CHECKS: dict[str, Callable[[object], str]] = {
     "CORRELATION_KEY": _is_correlation_key,
     "MAX_UPLOAD_BYTES": _is_positive,
     "ALLOWED_EXTENSIONS": _is_extensions,
+    "DIRECT_UPLOADS": _is_bool,
+    "DIRECT_UPLOAD_EXPIRE": _is_seconds,
     "CONNECT_TIMEOUT": _is_positive,
     "READ_TIMEOUT": _is_positive,
     "HTTP_RETRIES": _is_count,

@@ -39,6 +39,7 @@ from . import metadata as md
 from .api.outputs import stored_names
 from .conf import get_settings
 from .database import retry_on_conflict
+from .direct_uploads import DIRECT_PREFIX, owner_segment
 from .models import UPLOAD_PREFIX, LocalJob, Submission, Task, WebhookEvent, metadata_q
 from .orphans import storage_names, walk
 
@@ -179,6 +180,8 @@ def collect(subject: Subject, alias: str) -> Found:
     found.tokens.add(subject.public_id)
     found.tokens.update(n for n in subject.names if "@" in n)  # emails anywhere, as a token
     _collect_local_jobs(found, alias, remote_ids, keys, named)
+    # direct uploads: claimed ones (the user's submissions' files) and ones never claimed
+    found.folders.add(f"{DIRECT_PREFIX}/{owner_segment(subject.pk)}")
     for folder in found.folders:  # earlier uploads of the same submission, partial outputs
         found.files.update(walk(folder))
     found.tokens.update(found.files)

@@ -11,6 +11,7 @@ from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.dispatch import Signal
 from django.test import TestCase
+from rest_framework.test import APIClient
 
 from tapestry_media import signals
 from tapestry_media.models import Submission
@@ -144,3 +145,10 @@ class SignalLog:
 
     def __exit__(self, *exc_info: object) -> None:
         self.disconnect()
+
+
+def client_for(user: Any) -> APIClient:
+    """An API client signed in as ``user``."""
+    client = APIClient()
+    client.force_authenticate(user)
+    return client

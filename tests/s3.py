@@ -1,9 +1,16 @@
-"""A real HTTP S3 endpoint on loopback: moto's server in a thread, behind one layer that refuses
-presigned URLs past their expiry as S3 does (moto serves them for ever)."""
+"""A real HTTP S3 endpoint on loopback: moto's server in a thread, behind two layers that do what
+S3 does and moto does not: refuse presigned URLs past their expiry (moto serves them for ever),
+and check a browser-style POST upload against its signed policy (moto stores any POST)."""
 
 from __future__ import annotations
 
+import base64
 import calendar
+import hashlib
+import hmac
+import io
+import json
+import socket
 import threading
 import time
 import uuid
@@ -12,11 +19,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
+import pytest
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
     create_backend_app,
 )
+from werkzeug.formparser import parse_form_data
 from werkzeug.serving import make_server
 
 REGION = "us-east-1"
@@ -56,9 +65,94 @@ class RefuseExpired:
         return self.app(environ, start_response)
 
 
+def _hmac(key: bytes, text: str) -> bytes:
+    return hmac.new(key, text.encode(), hashlib.sha256).digest()
+
+
+def policy_signature(policy_b64: str, credential: str) -> str:
+    """SigV4 of a POST policy: ``credential`` is ``<key id>/<date>/<region>/s3/aws4_request``."""
+    _key_id, date, region, service, _end = credential.split("/")
+    key = _hmac(
+        _hmac(_hmac(_hmac(f"AWS4{SECRET}".encode(), date), region), service), "aws4_request"
+    )
+    return hmac.new(key, policy_b64.encode(), hashlib.sha256).hexdigest()
+
+
+def policy_problem(bucket: str, form: dict[str, str], size: int) -> tuple[int, str, str] | None:
+    """Why S3 would refuse this POST upload (status, code, message), or None. Checks the
+    signature, the expiry, every condition, and that each form field is covered by one."""
+    policy_b64 = form.get("policy", "")
+    credential = form.get("x-amz-credential", "")
+    try:
+        expected = policy_signature(policy_b64, credential)
+        policy = json.loads(base64.b64decode(policy_b64))
+    except ValueError:
+        return 403, "AccessDenied", "Invalid Policy: malformed."
+    if not hmac.compare_digest(expected, form.get("x-amz-signature", "")):
+        return 403, "SignatureDoesNotMatch", "The request signature we calculated does not match."
+    expiry = calendar.timegm(time.strptime(policy["expiration"][:19], "%Y-%m-%dT%H:%M:%S"))
+    if time.time() > expiry:
+        return 403, "AccessDenied", "Invalid according to Policy: Policy expired."
+    values = {k.lower(): v for k, v in form.items()} | {"bucket": bucket}
+    covered = {"policy", "x-amz-signature", "file"}
+    for condition in policy["conditions"]:
+        if isinstance(condition, dict):
+            [(name, wanted)] = condition.items()
+            op, name = "eq", name.lower()
+        elif condition[0] == "content-length-range":
+            if not condition[1] <= size <= condition[2]:
+                code = "EntityTooLarge" if size > condition[2] else "EntityTooSmall"
+                return 400, code, "Your proposed upload exceeds the allowed size."
+            continue
+        else:
+            op, name, wanted = condition[0], condition[1].lstrip("$").lower(), condition[2]
+        covered.add(name)
+        value = values.get(name)
+        if value is None or not (value == wanted if op == "eq" else value.startswith(wanted)):
+            failed = f"Invalid according to Policy: Policy Condition failed: {condition}"
+            return 403, "AccessDenied", failed
+    extra = [k for k in values if k not in covered and not k.startswith("x-ignore-")]
+    if extra:
+        return 403, "AccessDenied", f"Invalid according to Policy: Extra input field: {extra[0]}"
+    return None
+
+
+class EnforcePostPolicy:
+    """WSGI: a multipart POST to a bucket (a browser upload) must satisfy its signed policy;
+    refused ones are recorded in ``refused`` and never reach moto."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+        self.refused: list[str] = []
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        content_type = environ.get("CONTENT_TYPE", "")
+        if environ["REQUEST_METHOD"] != "POST" or not content_type.startswith("multipart/"):
+            return self.app(environ, start_response)
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = io.BytesIO(body)
+        _stream, form, files = parse_form_data({**environ, "wsgi.input": io.BytesIO(body)})
+        upload = files.get("file")
+        size = len(upload.read()) if upload is not None else 0
+        bucket = environ.get("PATH_INFO", "").strip("/").split("/")[0]
+        problem = policy_problem(bucket, dict(form.items()), size)
+        if problem is None:
+            return self.app(environ, start_response)
+        status, code, message = problem
+        self.refused.append(code)
+        reason = {400: "Bad Request", 403: "Forbidden"}[status]
+        start_response(
+            f"{status} {reason}",
+            [("Content-Type", "application/xml"), ("Access-Control-Allow-Origin", "*")],
+        )
+        xml = f"<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+        return [b'<?xml version="1.0" encoding="UTF-8"?>\n' + xml.encode()]
+
+
 class S3Server:
     def __init__(self) -> None:
-        self.app = RefuseExpired(DomainDispatcherApplication(create_backend_app))
+        self.posts = EnforcePostPolicy(DomainDispatcherApplication(create_backend_app))
+        self.app = RefuseExpired(self.posts)
         self.server = make_server(
             "127.0.0.1", 0, self.app, threaded=True, request_handler=MotoRequestHandler
         )
@@ -117,3 +211,20 @@ def use_s3(settings: Any, server: S3Server, bucket: str, *, expire: int = 2) -> 
 def on_loopback(url: str) -> bool:
     parts = urlsplit(url)
     return parts.scheme == "http" and parts.hostname == "127.0.0.1"
+
+
+@pytest.fixture
+def loopback_only(monkeypatch: Any) -> None:
+    """Traffic goes to 127.0.0.1 only (moto, the database): boto3 must not look for
+    credentials or a region anywhere else."""
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    real_connect = socket.socket.connect
+
+    def guarded(sock: socket.socket, address: Any) -> Any:
+        if sock.family == socket.AF_UNIX or address[0] == "127.0.0.1":
+            return real_connect(sock, address)
+        raise AssertionError(f"connection to {address!r}: only 127.0.0.1 is allowed")
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)

@@ -8,11 +8,10 @@ from typing import Any
 
 import pytest
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from tapestry_media.models import Submission, Task
 
-from .helpers import grant, video_upload
+from .helpers import client_for, grant, video_upload
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_network", "fresh_throttles")]
 
@@ -23,12 +22,6 @@ SUBMISSIONS = reverse("tapestry_media:submission-list")
 @pytest.fixture
 def staff(django_user_model) -> Any:
     return django_user_model.objects.create_user("staff", password="pw", is_staff=True)
-
-
-def client_for(user: Any) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 @pytest.fixture

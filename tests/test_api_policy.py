@@ -125,6 +125,7 @@ def test_openapi_schema(client) -> None:
     paths = schema["paths"]
     assert set(paths) == {
         "/tapestry/api/submissions/",
+        "/tapestry/api/submissions/uploads/",
         "/tapestry/api/submissions/{public_id}/",
         "/tapestry/api/tasks/",
         "/tapestry/api/tasks/{uuid}/",
@@ -133,6 +134,7 @@ def test_openapi_schema(client) -> None:
     assert ops == {
         "listSubmissions",
         "createSubmission",
+        "createUploadTarget",
         "getSubmission",
         "listTasks",
         "createTask",
@@ -142,6 +144,12 @@ def test_openapi_schema(client) -> None:
     assert list(create) == ["multipart/form-data"]
     body = schema["components"]["schemas"]["SubmissionCreate"]["properties"]
     assert body["file"]["format"] == "binary"
+    assert body["upload_key"]["type"] == "string"  # instead of the file (direct uploads)
+    target = paths["/tapestry/api/submissions/uploads/"]["post"]
+    assert list(target["requestBody"]["content"]) == ["application/json"]
+    assert target["responses"]["404"]  # no storage that presigns
+    answer = schema["components"]["schemas"]["UploadTarget"]["properties"]
+    assert {"url", "fields", "upload_key", "content_type", "max_bytes", "expires_in"} <= set(answer)
     assert body["metadata"]["additionalProperties"] is False
     assert body["metadata"]["patternProperties"] == {
         "^(?!.*__)[A-Za-z0-9_]{1,32}$": {

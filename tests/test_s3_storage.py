@@ -6,7 +6,6 @@ pruning orphans remove objects from the bucket (issue 13, item 4)."""
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -33,9 +32,10 @@ from .browser.site import use_example_site
 from .helpers import local_engine_settings
 from .media import clip_upload, make_clip
 from .s3 import S3Server, on_loopback, running_server, use_s3
+from .s3 import loopback_only as loopback_only  # a fixture
 from .test_output_links import links
 
-pytestmark = [pytest.mark.django_db, pytest.mark.once]
+pytestmark = [pytest.mark.django_db, pytest.mark.once, pytest.mark.usefixtures("loopback_only")]
 
 EXPIRE = 2  # seconds a signed URL lives (AWS_QUERYSTRING_EXPIRE)
 
@@ -43,23 +43,6 @@ EXPIRE = 2  # seconds a signed URL lives (AWS_QUERYSTRING_EXPIRE)
 @pytest.fixture(scope="module")
 def s3() -> Iterator[S3Server]:
     yield from running_server()
-
-
-@pytest.fixture(autouse=True)
-def loopback_only(monkeypatch) -> None:
-    """Traffic goes to 127.0.0.1 only (moto, the database): boto3 must not look for
-    credentials or a region anywhere else."""
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    real_connect = socket.socket.connect
-
-    def guarded(sock: socket.socket, address: Any) -> Any:
-        if sock.family == socket.AF_UNIX or address[0] == "127.0.0.1":
-            return real_connect(sock, address)
-        raise AssertionError(f"connection to {address!r}: only 127.0.0.1 is allowed")
-
-    monkeypatch.setattr(socket.socket, "connect", guarded)
 
 
 @pytest.fixture

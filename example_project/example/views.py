@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import cache_control
 
+from tapestry_media import direct_uploads
 from tapestry_media.api.outputs import output_src
 from tapestry_media.models import Submission, Task
 from tapestry_media.status import Status
@@ -108,7 +109,14 @@ def upload(request: HttpRequest) -> HttpResponse:
         .values_list("campaign", flat=True)
         .distinct()[:20]
     )
-    return render(request, "example/upload.html", {"form": form, "campaigns": campaigns})
+    context = {
+        "form": form,
+        "campaigns": campaigns,
+        # With a storage that presigns, upload.js sends the file straight to it (with a
+        # progress bar); otherwise, or without JavaScript, the form posts it here.
+        "direct_upload": direct_uploads.available(),
+    }
+    return render(request, "example/upload.html", context)
 
 
 @login_required

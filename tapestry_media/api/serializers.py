@@ -13,6 +13,7 @@ from rest_framework import serializers
 from rest_framework.fields import empty
 
 from .. import metadata as md
+from ..direct_uploads import StoredUpload, UploadRefused, check_key
 from ..links import drop_unsafe_links
 from ..models import Submission, Task
 from ..remote import public_error
@@ -299,9 +300,17 @@ class SubmissionSerializer(PinnedModelSerializer):
 
 class SubmissionCreateSerializer(serializers.Serializer[Any]):
     file = serializers.FileField(
+        required=False,
         allow_empty_file=False,
         use_url=False,
-        help_text="The media file; its name's extension must be an allowed one (mp4, png, …).",
+        help_text="The media file; its name's extension must be an allowed one (mp4, png, …). "
+        "Or send `upload_key` instead.",
+    )
+    upload_key = serializers.CharField(
+        required=False,
+        max_length=500,
+        help_text="Instead of `file`: the `upload_key` of a file you uploaded to the target "
+        "`POST submissions/uploads/` gave.",
     )
     title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     campaign = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
@@ -315,7 +324,24 @@ class SubmissionCreateSerializer(serializers.Serializer[Any]):
         check_upload(upload)
         return upload
 
+    def validate_upload_key(self, key: str) -> StoredUpload:
+        user = self.context["request"].user
+        try:
+            stored = check_key(user, key)
+        except UploadRefused as exc:
+            raise serializers.ValidationError(str(exc), code=exc.code) from exc
+        check_upload(stored)  # a pipeline for its media kind
+        return stored
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("file" in attrs) == ("upload_key" in attrs):
+            raise serializers.ValidationError(
+                {
+                    "file": "send the file as 'file', or the key of a direct upload as "
+                    "'upload_key': one of the two."
+                },
+                code="required",
+            )
         # campaign/source are fields and become metadata; one value each, not two.
         meta = attrs["metadata"]
         for key in ("campaign", "source"):

@@ -2,10 +2,15 @@
 
 from django.urls import path, re_path
 
-from . import views
+from . import direct_uploads, views
 
 data_urlpatterns = [
     path("submissions/", views.SubmissionList.as_view(), name="submission-list"),
+    path(
+        "submissions/uploads/",
+        direct_uploads.UploadTarget.as_view(),
+        name="submission-upload-target",
+    ),
     path(
         "submissions/<str:public_id>/",
         views.SubmissionDetail.as_view(),

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import router, transaction
 from django.db.models import F, Prefetch, Q, QuerySet
 from django.urls import URLPattern
@@ -37,6 +38,7 @@ from rest_framework.views import APIView
 
 from .. import metadata as md
 from .. import pipeline
+from ..direct_uploads import StoredUpload
 from ..models import Submission, SubmissionStatus, Task
 from ..signals import SubmitVetoed
 from ..status import Status
@@ -147,7 +149,8 @@ def submissions_for(user: Any) -> QuerySet[Submission]:
 
 class SubmissionList(ListPolicy, generics.ListCreateAPIView[Submission]):
     """`GET`: your submissions, newest first (`?status=`, `?campaign=`).
-    `POST` (multipart): `file`, `title`, `campaign`, `source`, `metadata`."""
+    `POST` (multipart): `file` (or `upload_key` of a direct upload), `title`, `campaign`,
+    `source`, `metadata`."""
 
     serializer_class = SubmissionSerializer
     create_serializer_class = SubmissionCreateSerializer
@@ -195,14 +198,17 @@ class SubmissionList(ListPolicy, generics.ListCreateAPIView[Submission]):
         body.is_valid(raise_exception=True)
         data = body.validated_data
         user: Any = request.user
-        submission = Submission.objects.create(
-            uploader=user,
-            file=data["file"],
-            title=data["title"],
-            campaign=data["campaign"],
-            source=data["source"],
-            metadata=data["metadata"],
-        )
+        fields = {
+            "uploader": user,
+            "title": data["title"],
+            "campaign": data["campaign"],
+            "source": data["source"],
+            "metadata": data["metadata"],
+        }
+        if "upload_key" in data:
+            submission = claim_upload(user, data["upload_key"], fields)
+        else:
+            submission = Submission.objects.create(file=data["file"], **fields)
         created = submissions_for(request.user).get(pk=submission.pk)
         out = SubmissionSerializer(created, context=self.get_serializer_context())
         return Response(out.data, status=status.HTTP_201_CREATED)
@@ -340,6 +346,28 @@ def own_submission(user: Any, value: str, *, any_input: bool) -> Submission | No
     permission) is not using it."""
     rows = Submission.objects.filter(Q(public_id=value) | Q(file=value))
     return (rows if any_input else rows.filter(uploader=user)).first()
+
+
+def claim_upload(user: Any, stored: StoredUpload, fields: dict[str, Any]) -> Submission:
+    """A submission on a direct upload's key, unless one uses it already. The user's row is
+    locked first, so two requests claiming the same key (only its owner can) run one after
+    the other and the second sees the first's submission."""
+    using = router.db_for_write(Submission)
+    with transaction.atomic(using=using):
+        users = get_user_model()._default_manager.using(using).select_for_update()
+        list(users.filter(pk=user.pk).values_list("pk", flat=True))
+        if Submission.objects.using(using).filter(file=stored.name).exists():
+            raise ValidationError(
+                {"upload_key": "is in use by a submission already; upload the file again."},
+                code="used",
+            )
+        return Submission.objects.using(using).create(
+            file=stored.name,
+            file_size=stored.size,
+            content_type=stored.content_type,
+            media_kind=stored.media_kind,
+            **fields,
+        )
 
 
 def choices(name: str, raw: str, enum: Any) -> list[str]:
