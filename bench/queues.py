@@ -1,10 +1,13 @@
 """Scale on the queues: submit throughput with 1, 2 and 4 worker processes per task backend
-(django-tasks-db's ``db_worker``, RQ's ``rqworker --with-scheduler``, Celery's ``worker -c 1``),
+(django-tasks-db's ``db_worker``, RQ's ``rqworker --with-scheduler``, Celery's ``worker -c 1``;
+django-tasks-redis's ``run_redis_tasks --continuous`` with ``--backends redis``, not a default),
 each process one job in flight, against the contract server answering every create after
 ``--latency`` seconds, with ``--faults`` of the first creates failing transiently (503).
 
     scripts/bench-queues.sh [--uploads 200] [--workers 1 2 4] [--backends db rq celery]
-                            [--latency 0.1] [--faults 0.0] [--worker-args ARGS]
+                            [--latency 0.1] [--faults 0.0] [--worker-args ARGS] [--backlog]
+                            [--conn-max-age 600] [--synchronous-commit on|off]
+                            [--profile DIR [--profile-clock wall|cpu]]
 
 Per run: the workers start and report ready; then the uploads are saved one by one (each save
 queues its two submit jobs after commit). Reported per backend and worker count:
@@ -13,7 +16,15 @@ queues its two submit jobs after commit). Reported per backend and worker count:
 * the ratio to the physical limit, workers ÷ the median create latency the server measured
   (the time between a create's first byte in and its answer out, per the server's clock);
 * p50/p99 upload-to-submitted (``submitted_at`` - the submission's ``created_at``);
-* duplicates: remote tasks the server created beyond one per local task (must be 0).
+* duplicates: remote tasks the server created beyond one per local task (must be 0);
+* the CPU the worker processes used per task submitted since they were ready, and that of
+  their PostgreSQL backends when they keep one connection (``--conn-max-age`` above 0);
+* the overhead per task beyond the API: workers ÷ tasks/s minus the median create latency.
+
+``--backlog`` saves every upload before the workers start and counts from the first submit to
+the last: the workers' service rate alone. ``--profile DIR`` runs the first worker under
+cProfile (bench/profiled.py); ``python -m bench.profile_summary DIR/db-1.prof`` splits a job's
+time into its phases.
 """
 
 from __future__ import annotations
@@ -75,7 +86,7 @@ def reset(backend: str) -> None:
 
     from tests.queue_workers import empty_the_queue
 
-    assert connection.settings_dict["NAME"].startswith("tapestry_bench"), "not the bench database"
+    assert "bench" in connection.settings_dict["NAME"], "not a bench database"
     with connection.cursor() as cursor:
         cursor.execute(
             "TRUNCATE tapestry_media_webhookevent, tapestry_media_task, tapestry_media_submission,"
@@ -85,7 +96,13 @@ def reset(backend: str) -> None:
 
 
 def start_workers(
-    backend: Any, count: int, tapestry: dict[str, Any], logs: Path, extra: list[str]
+    backend: Any,
+    count: int,
+    tapestry: dict[str, Any],
+    logs: Path,
+    extra: list[str],
+    profile: Path | None = None,
+    clock: str = "wall",
 ) -> list[Any]:
     from tests.queue_settings import QUEUE
 
@@ -95,15 +112,22 @@ def start_workers(
         **os.environ,
         "BENCH_TAPESTRY_MEDIA": json.dumps(tapestry),
         "PYTHONPATH": str(ROOT),
+        "PYTHONUNBUFFERED": "1",  # a worker's "ready" line reaches its log at once
     }
     processes = []
     for index in range(count):
         log = logs / f"{backend.alias}-{count}-{index}.log"
         # Celery workers on one host need names of their own (the last -n wins).
         name = ["-n", f"{QUEUE}-{index}@%h"] if "celery" in backend.command else []
+        # The first worker under cProfile: where a job's time goes.
+        profiler = (
+            ["-m", "bench.profiled", "--clock", clock, "--out", str(profile)]
+            if profile and index == 0
+            else []
+        )
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [sys.executable, *backend.command, *name, *extra],
+                [sys.executable, *profiler, *backend.command, *name, *extra],
                 env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         processes.append((process, log))
@@ -118,17 +142,17 @@ def start_workers(
 
 
 def one_run(name: str, count: int, args: argparse.Namespace, server: Any, logs: Path) -> dict:
-    from django.core.files.base import ContentFile
     from django.test.utils import override_settings
+    from django.utils import timezone
 
-    from tapestry_media.models import Submission, Task
+    from tapestry_media.models import Task
     from tapestry_media.testing.contract_server import Fault
     from tests.queue_settings import QUEUE
-    from tests.queue_workers import BACKENDS
+    from tests.queue_workers import BACKENDS, BENCH_ONLY
 
     from . import harness
 
-    backend = BACKENDS[name]
+    backend = {**BACKENDS, **BENCH_ONLY}[name]
     reset(name)
     tapestry = {
         "BACKEND": "ittybit",
@@ -153,25 +177,47 @@ def one_run(name: str, count: int, args: argparse.Namespace, server: Any, logs: 
     server.create_seconds.clear()
     created_before = server.tasks_created
 
-    processes = start_workers(backend, count, tapestry, logs, args.worker_args.split())
-    try:
-        with override_settings(TAPESTRY_MEDIA=tapestry):
-            for index in range(args.uploads):
-                Submission.objects.create(file=ContentFile(b"\x00" * 64, name=f"b{index}.mp4"))
+    profile = args.profile / f"{name}-{count}.prof" if args.profile else None
+    with override_settings(TAPESTRY_MEDIA=tapestry):
+        if args.backlog:  # every job queued before a worker starts: the service rate alone
+            save_uploads(args.uploads)
+        processes = start_workers(
+            backend, count, tapestry, logs, args.worker_args.split(), profile, args.profile_clock
+        )
+        # CPU of the worker processes themselves (for Celery and RQ, with their children),
+        # from the moment they are ready: per task submitted since then.
+        pids = [p.pid for p in processes]
+        cpu_before = sum(harness.cpu_seconds(pids + _children(pids)).values())
+        # The workers' PostgreSQL backends, when they keep their connection (CONN_MAX_AGE).
+        backends_before = harness.cpu_seconds(harness.database_backends())
+        ready_at = timezone.now()
+        try:
+            if not args.backlog:
+                save_uploads(args.uploads)
             harness.wait_until(
                 lambda: not Task.objects.filter(status__in=["created", "submitting"]).exists(),
                 900,
                 "every task to be submitted",
                 every=0.1,
             )
-    finally:
-        for process in processes:
-            harness.stop(process)
+            cpu = sum(harness.cpu_seconds(pids + _children(pids)).values()) - cpu_before
+            backends_after = harness.cpu_seconds(list(backends_before))
+            database_cpu = sum(backends_after[pid] - backends_before[pid] for pid in backends_after)
+        finally:
+            for process in processes:
+                harness.stop(process)
     rows = list(Task.objects.values_list("submitted_at", "submission__created_at"))
     waits = [(submitted - uploaded).total_seconds() for submitted, uploaded in rows]
-    elapsed = (max(s for s, _ in rows) - min(u for _, u in rows)).total_seconds()
+    submitted = sorted(s for s, _ in rows)
+    if args.backlog:
+        # From the first submit to the last: tasks after the first ÷ the time they took.
+        elapsed = (submitted[-1] - submitted[0]).total_seconds()
+        rate = (len(rows) - 1) / elapsed
+    else:
+        elapsed = (submitted[-1] - min(u for _, u in rows)).total_seconds()
+        rate = len(rows) / elapsed
+    after_ready = sum(1 for s in submitted if s >= ready_at)
     latency = statistics.median(server.create_seconds)
-    rate = len(rows) / elapsed
     return {
         "backend": name,
         "workers": count,
@@ -183,7 +229,34 @@ def one_run(name: str, count: int, args: argparse.Namespace, server: Any, logs: 
         "p99_s": harness.percentile(waits, 99),
         "duplicates": server.tasks_created - created_before - len(rows),
         "creates": len(server.create_seconds),
+        "worker_cpu_ms_per_task": 1000 * cpu / max(after_ready, 1),
+        "overhead_ms_per_task": 1000 * (count / rate - latency),
+        # Only meaningful when the workers keep their connection (a backend per job otherwise).
+        "database_cpu_ms_per_task": (
+            1000 * database_cpu / max(after_ready, 1)
+            if args.conn_max_age and backends_before
+            else None
+        ),
+        "backlog": args.backlog,
+        "conn_max_age": args.conn_max_age,
+        "synchronous_commit": args.synchronous_commit or "server default",
     }
+
+
+def save_uploads(count: int) -> None:
+    """``count`` uploads, one by one; each save queues its two submit jobs after commit."""
+    from django.core.files.base import ContentFile
+
+    from tapestry_media.models import Submission
+
+    for index in range(count):
+        Submission.objects.create(file=ContentFile(b"\x00" * 64, name=f"b{index}.mp4"))
+
+
+def _children(pids: list[int]) -> list[int]:
+    from . import harness
+
+    return [child for pid in pids for child in harness.children(pid)]
 
 
 def main() -> None:
@@ -198,8 +271,37 @@ def main() -> None:
         default="",
         help="more arguments for every worker, e.g. '--worker-class rq.worker.SimpleWorker'",
     )
+    parser.add_argument(
+        "--backlog",
+        action="store_true",
+        help="save every upload before the workers start; tasks/s from the first submit to "
+        "the last (the service rate, without the uploads competing for the CPU)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="run the first worker of each run under cProfile, writing DIR/<backend>-<n>.prof",
+    )
+    parser.add_argument("--profile-clock", choices=["wall", "cpu"], default="wall")
+    parser.add_argument(
+        "--conn-max-age",
+        type=int,
+        default=600,
+        help="CONN_MAX_AGE of every process (0: a new database connection per job)",
+    )
+    parser.add_argument(
+        "--synchronous-commit",
+        choices=["on", "off"],
+        help="PostgreSQL's synchronous_commit for every connection (default: the server's)",
+    )
     args = parser.parse_args()
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    # Read by bench/queue_settings.py, here and in every worker (they inherit the environment).
+    os.environ["BENCH_CONN_MAX_AGE"] = str(args.conn_max_age)
+    if args.synchronous_commit:
+        os.environ["BENCH_SYNCHRONOUS_COMMIT"] = args.synchronous_commit
     setup()
     logs = Path(os.environ.get("TMPDIR", "/tmp")) / f"tapestry-bench-queues-{os.getpid()}"
     logs.mkdir(parents=True, exist_ok=True)
@@ -215,7 +317,15 @@ def main() -> None:
                     f"({result['ratio_to_limit']:.0%} of {count}/"
                     f"{result['create_latency_s'] * 1000:.0f} ms), upload→submitted p50 "
                     f"{result['p50_s']:.2f} s p99 {result['p99_s']:.2f} s, "
-                    f"{result['duplicates']} duplicates, {result['creates']} creates",
+                    f"{result['duplicates']} duplicates, {result['creates']} creates, "
+                    f"worker CPU {result['worker_cpu_ms_per_task']:.1f} ms/task"
+                    + (
+                        f" + PostgreSQL {result['database_cpu_ms_per_task']:.1f} ms/task"
+                        if result["database_cpu_ms_per_task"] is not None
+                        else ""
+                    )
+                    + ", overhead "
+                    f"{result['overhead_ms_per_task']:.0f} ms/task beyond the API",
                     flush=True,
                 )
     finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from importlib.util import find_spec
 
 from kombu import Exchange, Queue
 
@@ -35,6 +36,18 @@ TASKS = {
         "OPTIONS": {"CELERY_APP": "tests.queue_celery.app"},
     },
 }
+
+# django-tasks-redis: a bench row (bench/queues.py --backends redis), no CI leg (issue 14).
+if find_spec("django_tasks_redis"):
+    INSTALLED_APPS.append("django_tasks_redis")
+    TASKS["q_redis"] = {
+        "BACKEND": "django_tasks_redis.RedisTaskBackend",
+        "QUEUES": [QUEUE],
+        "OPTIONS": {
+            "REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
+            "REDIS_KEY_PREFIX": QUEUE,
+        },
+    }
 
 RQ_QUEUES = {QUEUE: {"HOST": "127.0.0.1", "PORT": 6379, "DB": REDIS_DB}}
 

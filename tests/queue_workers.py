@@ -47,6 +47,16 @@ BACKENDS = {
     ),
 }  # fmt: skip
 
+#: Measured by the queue benchmark only (bench/queues.py --backends redis), not in the CI leg.
+BENCH_ONLY = {
+    "redis": Backend(
+        "q_redis",
+        "Starting Redis task worker",
+        ("-m", "django", "run_redis_tasks", "--backend", "q_redis", "--queue", QUEUE,
+         "--continuous"),
+    ),
+}  # fmt: skip
+
 
 def empty_the_queue(name: str) -> None:
     """Nothing left over from an earlier test on the broker's queue."""
@@ -57,6 +67,12 @@ def empty_the_queue(name: str) -> None:
         queue.empty()
         for job_id in queue.scheduled_job_registry.get_job_ids():
             queue.scheduled_job_registry.remove(job_id, delete_job=True)
+    elif name == "redis":
+        from tapestry_media.tasks_shim import task_backends
+
+        client = task_backends["q_redis"].get_client()  # type: ignore[attr-defined]
+        for key in client.scan_iter(match=f"{QUEUE}*"):
+            client.delete(key)
     elif name == "celery":
         from tests.queue_celery import app
 
