@@ -29,6 +29,25 @@ def aggregate(steps: Iterable[tuple[bool, str]]) -> SubmissionStatus:
     return SubmissionStatus.PENDING
 
 
+#: What ``aggregate`` sees of a step besides ``is_primary``: a task moving inside one of these
+#: groups (created -> submitting -> pending, or failed -> cancelled) cannot change its
+#: submission's status, so the caller skips ``refresh`` and its lock.
+_WAITING = frozenset({Status.CREATED, Status.SUBMITTING, Status.PENDING})
+
+
+def step_class(status: str) -> str:
+    if status in _WAITING:
+        return "waiting"
+    if status == Status.SUCCEEDED:
+        return "succeeded"
+    return "ended" if status in TERMINAL else "running"
+
+
+def may_change(before: str, after: str) -> bool:
+    """Whether a task's move from ``before`` to ``after`` can change its submission's status."""
+    return step_class(before) != step_class(after)
+
+
 def refresh(submission_id: int, generation: int) -> SubmissionStatus:
     """Recompute and store the aggregate for ``generation`` (the changed task's): one query to
     read the steps, one conditional update that does nothing when the status is unchanged or the

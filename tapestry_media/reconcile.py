@@ -194,11 +194,12 @@ def _save(
     task: Task, changed: list[str], previous: str, source: str, *, notify: bool = True
 ) -> None:
     """Store the changed fields (``updated_at`` with them: ``auto_now``), send the signals
-    after commit and, when the status moved, refresh the submission."""
+    after commit and, when the move can change the submission's status, refresh it (a create
+    reply's submitting -> pending cannot: no submission lock, no steps read)."""
     task.save(update_fields=sorted({*changed, "updated_at"}))
     if notify:  # registered first, so the task's signals go out before ``submission_processed``
         send_signals(task, previous, source)
-    if task.status != previous and task.submission_id is not None:
+    if task.submission_id is not None and aggregate.may_change(previous, task.status):
         aggregate.refresh(task.submission_id, task.generation)
 
 

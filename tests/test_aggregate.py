@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -52,3 +54,26 @@ def test_an_unchanged_aggregate_costs_no_update() -> None:
     assert submission_updates(unchanged) == 0
     sub.refresh_from_db()
     assert sub.status == "processing"
+
+
+def test_a_move_inside_a_step_class_never_changes_the_aggregate() -> None:
+    """``reconcile`` skips the refresh (and the submission lock) when ``may_change`` says no:
+    for every pair of statuses it calls alike and every set of up to two siblings, the rule
+    gives the same answer with either status."""
+    steps = list(itertools.product([True, False], Status))
+    siblings = [[], *([s] for s in steps), *([a, b] for a, b in itertools.product(steps, repeat=2))]
+    alike = 0
+    for before, after in itertools.product(Status, repeat=2):
+        if aggregate.may_change(before, after):
+            continue
+        alike += 1
+        for is_primary in (True, False):
+            for others in siblings:
+                old = aggregate.aggregate([(is_primary, before), *others])
+                new = aggregate.aggregate([(is_primary, after), *others])
+                assert old == new, (before, after, is_primary, others)
+    # Positive control: the classes are not one, and real changes are seen as such.
+    assert aggregate.may_change(Status.PROCESSING, Status.SUCCEEDED)
+    assert aggregate.may_change(Status.PENDING, Status.PROCESSING)
+    assert not aggregate.may_change(Status.SUBMITTING, Status.PENDING)
+    assert len(Status) < alike < len(Status) ** 2
