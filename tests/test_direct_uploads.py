@@ -608,6 +608,22 @@ def test_the_example_upload_form_goes_direct_only_with_a_storage_that_presigns(
     assert "data-direct-upload" not in client.get(reverse("example:upload")).content.decode()
 
 
+def test_the_example_submission_page_says_processing_started_after_a_direct_upload(
+    client, user, settings, s3, bucket
+) -> None:
+    """upload.js goes to the page with ``?uploaded``: the same message as the plain form's
+    redirect, then the page's own URL (a reload does not say it again)."""
+    use_example_site(settings)
+    client.force_login(user)
+    assert create(client_for(user), uploaded(client_for(user))).status_code == 201
+    page = reverse("example:submission", args=[Submission.objects.get().public_id])
+    response = client.get(page + "?uploaded")
+    assert response.status_code == 302
+    assert response["Location"] == page
+    assert "Processing has started" in client.get(page).content.decode()
+    assert "Processing has started" not in client.get(page).content.decode()
+
+
 # --- two claims of one key at once (PostgreSQL, MariaDB: row locks) ---------------------------
 
 
