@@ -66,6 +66,9 @@ class StorageUnavailable(Exception):
     """The storage did not answer (connection refused, timeout, a 5xx): try again later."""
 
 
+#: The largest object one S3 CopyObject copies (5 GiB): a direct upload is at most this big,
+#: whatever ``MAX_UPLOAD_BYTES`` allows (the policy's limit and the claim's check say so).
+COPY_LIMIT = 5 * 1024**3
 KEY_IN_USE = "is in use by a submission already; upload the file again."
 NOT_UPLOADED = "has no uploaded file (yet): POST the file to the upload target first."
 
@@ -150,7 +153,7 @@ def new_target(user: Any, filename: str, size: int | None = None) -> Target:
     fields = {"Content-Type": content_type}
     conditions: list[Any] = [
         {"Content-Type": content_type},
-        ["content-length-range", 1, config.MAX_UPLOAD_BYTES],
+        ["content-length-range", 1, max_bytes()],
     ]
     acl = getattr(storage, "default_acl", None)
     if acl:
@@ -168,9 +171,14 @@ def new_target(user: Any, filename: str, size: int | None = None) -> Target:
         fields={str(k): str(v) for k, v in post["fields"].items()},
         key=key,
         content_type=content_type,
-        max_bytes=config.MAX_UPLOAD_BYTES,
+        max_bytes=max_bytes(),
         expires_in=config.DIRECT_UPLOAD_EXPIRE,
     )
+
+
+def max_bytes() -> int:
+    """The size limit of a direct upload: ``MAX_UPLOAD_BYTES``, at most :data:`COPY_LIMIT`."""
+    return min(get_settings().MAX_UPLOAD_BYTES, COPY_LIMIT)
 
 
 def check_key(user: Any, key: str) -> StoredUpload:
@@ -203,6 +211,12 @@ def check_key(user: Any, key: str) -> StoredUpload:
         raise StorageUnavailable(f"HEAD failed: {type(exc).__name__}") from exc
     size = int(head.get("ContentLength", 0))
     kind = _validate(match["name"], size)
+    if size > COPY_LIMIT:
+        raise UploadRefused(
+            f"is over {COPY_LIMIT} bytes, the most a direct upload can be; upload it as "
+            "multipart instead.",
+            code="file_too_large",
+        )
     return StoredUpload(
         name=key,
         size=size,

@@ -310,6 +310,18 @@ def test_an_object_over_the_limit_is_refused_when_claimed(
     assert create(api, key).status_code == 201  # positive control
 
 
+def test_a_direct_upload_is_at_most_what_one_copy_copies(s3, bucket, api, monkeypatch) -> None:
+    """S3 copies up to 5 GiB in one CopyObject: the target's limit and the claim's check say
+    so whatever MAX_UPLOAD_BYTES allows (here the limit is made 2000 bytes to try it)."""
+    key = uploaded(api, b"\x00" * 3000)
+    monkeypatch.setattr(direct_uploads, "COPY_LIMIT", 2000)
+    assert target(api)["max_bytes"] == 2000
+    refused(create(api, key), "upload_key", "the most a direct upload can be")
+    nothing_created()
+    monkeypatch.setattr(direct_uploads, "COPY_LIMIT", 3000)
+    assert create(api, key).status_code == 201  # positive control
+
+
 def test_a_key_with_a_refused_extension(s3, bucket, api, user, settings) -> None:
     key = uploaded(api, filename="clip.mp4")
     # The extension list changed between upload and claim (or a client forged the name).
