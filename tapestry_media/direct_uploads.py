@@ -7,16 +7,26 @@
 2. :func:`check_key` takes the key back and vouches for it: issued for this user (``<owner>``
    is an HMAC of the user's pk under ``SECRET_KEY``, so a client cannot make one for someone
    else, and no user id appears in the bucket), stored (one HEAD), within ``MAX_UPLOAD_BYTES``
-   and of an allowed extension. The caller creates the Submission on that key, and the usual
-   upload path (``tapestry_media.uploads``) creates and submits its tasks.
+   and of an allowed extension.
+3. The claim (``tapestry_media.api.views.claim_upload``) gives the submission the public id
+   :func:`claimed_id` derives from the key (unique: a key makes one submission, ever), copies
+   the object server-side (:func:`copy_to_final`, S3 CopyObject, no byte through Django) to
+   ``tapestry_media/uploads/<public id>/<name>`` — where no presigned policy points, so the
+   owner re-POSTing to the direct key before the target expires cannot change a claimed file —
+   creates the submission on that copy, and deletes the direct object once committed
+   (:func:`delete_direct`). The usual upload path (``tapestry_media.uploads``) creates and
+   submits its tasks.
 
+A crash between two steps loses nothing: before the row, the copy is an orphan (``prune
+--orphans`` deletes it once an hour old) and the key can be claimed again (to a new name: a
+copy never overwrites an object); after the row, the direct object left behind is an orphan.
 Presigning needs django-storages' S3 backend (or any storage with the same ``bucket_name`` and
-``connection.meta.client``). An object uploaded but never claimed is an orphan: ``prune
---orphans`` deletes it once it is an hour old.
+``connection.meta.client``). An object uploaded but never claimed is an orphan too.
 """
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 import re
 import secrets
@@ -24,14 +34,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import SuspiciousOperation, ValidationError
+from django.core.files.storage import Storage
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from .conf import get_settings
-from .models import UPLOAD_PREFIX, Submission
+from .models import UPLOAD_PREFIX, Submission, upload_to
 from .upload_limits import validate_upload
+
+logger = logging.getLogger("tapestry_media.direct_uploads")
 
 DIRECT_PREFIX = f"{UPLOAD_PREFIX}/direct"
 _SALT = "tapestry_media.direct_uploads.owner"
+_CLAIM_SALT = "tapestry_media.direct_uploads.claim"
 _OWNER_LENGTH = 24
 _NAME_LENGTH = 120
 _KEY = re.compile(
@@ -46,6 +60,17 @@ class UploadRefused(Exception):
     def __init__(self, message: str, code: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class StorageUnavailable(Exception):
+    """The storage did not answer (connection refused, timeout, a 5xx): try again later."""
+
+
+#: The largest object one S3 CopyObject copies (5 GiB): a direct upload is at most this big,
+#: whatever ``MAX_UPLOAD_BYTES`` allows (the policy's limit and the claim's check say so).
+COPY_LIMIT = 5 * 1024**3
+KEY_IN_USE = "is in use by a submission already; upload the file again."
+NOT_UPLOADED = "has no uploaded file (yet): POST the file to the upload target first."
 
 
 @dataclass(frozen=True)
@@ -68,6 +93,8 @@ class StoredUpload:
     size: int
     content_type: str
     media_kind: str = field(default="")
+    #: The object's ETag at the check: the copy takes exactly this version, or none.
+    etag: str = field(default="")
 
 
 def upload_storage() -> Any:
@@ -126,7 +153,7 @@ def new_target(user: Any, filename: str, size: int | None = None) -> Target:
     fields = {"Content-Type": content_type}
     conditions: list[Any] = [
         {"Content-Type": content_type},
-        ["content-length-range", 1, config.MAX_UPLOAD_BYTES],
+        ["content-length-range", 1, max_bytes()],
     ]
     acl = getattr(storage, "default_acl", None)
     if acl:
@@ -144,9 +171,14 @@ def new_target(user: Any, filename: str, size: int | None = None) -> Target:
         fields={str(k): str(v) for k, v in post["fields"].items()},
         key=key,
         content_type=content_type,
-        max_bytes=config.MAX_UPLOAD_BYTES,
+        max_bytes=max_bytes(),
         expires_in=config.DIRECT_UPLOAD_EXPIRE,
     )
+
+
+def max_bytes() -> int:
+    """The size limit of a direct upload: ``MAX_UPLOAD_BYTES``, at most :data:`COPY_LIMIT`."""
+    return min(get_settings().MAX_UPLOAD_BYTES, COPY_LIMIT)
 
 
 def check_key(user: Any, key: str) -> StoredUpload:
@@ -175,16 +207,103 @@ def check_key(user: Any, key: str) -> StoredUpload:
         raise UploadRefused("is not an upload key this server issued.", code="bad_key") from exc
     except Exception as exc:
         if _status(exc) in (403, 404):
-            raise UploadRefused(
-                "has no uploaded file (yet): POST the file to the upload target first.",
-                code="not_uploaded",
-            ) from exc
-        raise
+            raise UploadRefused(NOT_UPLOADED, code="not_uploaded") from exc
+        raise StorageUnavailable(f"HEAD failed: {type(exc).__name__}") from exc
     size = int(head.get("ContentLength", 0))
     kind = _validate(match["name"], size)
+    if size > COPY_LIMIT:
+        raise UploadRefused(
+            f"is over {COPY_LIMIT} bytes, the most a direct upload can be; upload it as "
+            "multipart instead.",
+            code="file_too_large",
+        )
     return StoredUpload(
-        name=key, size=size, content_type=str(head.get("ContentType", "")), media_kind=kind
+        name=key,
+        size=size,
+        content_type=str(head.get("ContentType", "")),
+        media_kind=kind,
+        etag=str(head.get("ETag", "")),
     )
+
+
+def claimed_id(key: str) -> str:
+    """The public id of the submission a claim of ``key`` creates: the same for the same key
+    (so the unique public id makes one submission per key), unguessable without the key and
+    ``SECRET_KEY``, and in the format of :func:`~tapestry_media.models.new_submission_id`."""
+    return "sub_" + salted_hmac(_CLAIM_SALT, key, algorithm="sha256").hexdigest()[:16]
+
+
+def final_name(submission: Submission, stored: StoredUpload) -> str:
+    """Where the claim copies ``stored``: the storage name a multipart upload of the same file
+    gets (``upload_to``), or, if an object is there already (a copy a crashed claim left),
+    a free name next to it: a copy never overwrites an object a prune may be deleting."""
+    storage: Storage = upload_storage()
+    name = upload_to(submission, stored.name.rsplit("/", 1)[1])
+    try:
+        while storage.exists(name):
+            stem, dot, ext = name.rpartition(".")
+            name = storage.get_alternative_name(stem, f"{dot}{ext}") if dot else f"{name}_"
+    except Exception as exc:
+        raise StorageUnavailable(f"HEAD failed: {type(exc).__name__}") from exc
+    return name
+
+
+def copy_to_final(stored: StoredUpload, final: str) -> None:
+    """Copy the checked object to ``final`` inside the bucket (S3 CopyObject: storage copies,
+    Django sends one small request). Only the version :func:`check_key` saw is copied
+    (``CopySourceIfMatch``): a file replaced in between is refused, not taken unchecked."""
+    storage = upload_storage()
+    client = s3_client(storage)
+    if client is None:
+        raise UploadRefused("Direct uploads are not available here.", "direct_uploads_unavailable")
+    params: dict[str, Any] = getattr(storage, "get_object_parameters", lambda name: {})(final)
+    extra: dict[str, Any] = {
+        **params,  # AWS_S3_OBJECT_PARAMETERS, as a multipart upload's object gets them
+        "ContentType": stored.content_type,
+        "MetadataDirective": "REPLACE",
+    }
+    acl = getattr(storage, "default_acl", None)
+    if acl:
+        extra["ACL"] = acl
+    if stored.etag:
+        extra["CopySourceIfMatch"] = stored.etag
+    try:
+        client.copy_object(
+            Bucket=storage.bucket_name,
+            Key=storage._normalize_name(final),
+            CopySource={"Bucket": storage.bucket_name, "Key": storage._normalize_name(stored.name)},
+            **extra,
+        )
+    except Exception as exc:
+        status = _status(exc)
+        if status in (403, 404):
+            raise UploadRefused(NOT_UPLOADED, code="not_uploaded") from exc
+        if status == 412:
+            raise UploadRefused(
+                "was uploaded again while being claimed: send the request again.",
+                code="changed",
+            ) from exc
+        raise StorageUnavailable(f"CopyObject failed: {type(exc).__name__}") from exc
+
+
+def delete_direct(key: str) -> None:
+    """Delete a claimed key's direct object (after the claim's commit). A failure is logged,
+    not raised: the object is no row's file, so ``prune --orphans`` deletes it later."""
+    _delete(key, "the claimed direct upload")
+
+
+def delete_copy(final: str) -> None:
+    """Delete the copy of a claim whose row was refused (no row points to it)."""
+    _delete(final, "the copy of a refused claim")
+
+
+def _delete(name: str, what: str) -> None:
+    try:
+        upload_storage().delete(name)
+    except Exception as exc:
+        logger.warning(
+            "could not delete %s %s (%s); prune --orphans will", what, name, type(exc).__name__
+        )
 
 
 def _validate(name: str, size: int | None) -> str:

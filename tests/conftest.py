@@ -133,8 +133,10 @@ def pytest_report_header(config: pytest.Config) -> str:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Deselect what these settings cannot run: a skip would fail the leg under CI=true.
     ``server_db`` tests (row locks, concurrent connections) have nothing to say on SQLite;
-    ``routed`` tests need a database router (tests.settings_router)."""
+    ``routed`` tests need a database router (tests.settings_router); ``vendors`` tests name
+    the databases where what they check exists."""
     from django.conf import settings
+    from django.db import connection
 
     _deselect_the_queue_leg(config, items)
 
@@ -143,7 +145,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         unfit.add("server_db")
     if not settings.DATABASE_ROUTERS:
         unfit.add("routed")
-    deselected = [item for item in items if any(item.get_closest_marker(m) for m in unfit)]
+    vendor = connection.vendor
+    deselected = [
+        item
+        for item in items
+        if any(item.get_closest_marker(m) for m in unfit)
+        or ((only := item.get_closest_marker("vendors")) and vendor not in only.args)
+    ]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = [item for item in items if item not in deselected]

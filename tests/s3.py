@@ -1,6 +1,8 @@
-"""A real HTTP S3 endpoint on loopback: moto's server in a thread, behind two layers that do what
+"""A real HTTP S3 endpoint on loopback: moto's server in a thread, behind layers that do what
 S3 does and moto does not: refuse presigned URLs past their expiry (moto serves them for ever),
-and check a browser-style POST upload against its signed policy (moto stores any POST)."""
+check a browser-style POST upload against its signed policy (moto stores any POST), and copy
+only the version ``x-amz-copy-source-if-match`` names (moto ignores it); and one that plays an
+outage (503s) for the requests a test picks."""
 
 from __future__ import annotations
 
@@ -16,10 +18,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -149,16 +152,78 @@ class EnforcePostPolicy:
         return [b'<?xml version="1.0" encoding="UTF-8"?>\n' + xml.encode()]
 
 
+SLOW_DOWN = (
+    b"<Error><Code>ServiceUnavailable</Code><Message>Reduce your request rate.</Message></Error>"
+)
+
+
+class Outage:
+    """WSGI: while ``fail_when(method, path, headers)`` says so, S3's 503 instead of moto."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+        self.fail_when: Callable[[str, str, dict[str, str]], bool] | None = None
+        self.failed = 0
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        headers = {
+            k[5:].replace("_", "-").lower(): str(v) for k, v in environ.items() if k[:5] == "HTTP_"
+        }
+        method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
+        if self.fail_when is not None and self.fail_when(method, path, headers):
+            self.failed += 1
+            start_response("503 Service Unavailable", [("Content-Type", "application/xml")])
+            return [SLOW_DOWN]
+        return self.app(environ, start_response)
+
+
+PRECONDITION_FAILED = (
+    b"<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you "
+    b"specified did not hold</Message><Condition>x-amz-copy-source-If-Match</Condition></Error>"
+)
+
+
+class CopySourceIfMatch:
+    """WSGI: a CopyObject with ``x-amz-copy-source-if-match`` copies only if the source's ETag
+    is that one, else S3's 412 (moto ignores the header). ``etag_of(bucket, key)`` asks."""
+
+    def __init__(
+        self, app: Callable[..., Iterable[bytes]], etag_of: Callable[[str, str], str | None]
+    ) -> None:
+        self.app = app
+        self.etag_of = etag_of
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        wanted = environ.get("HTTP_X_AMZ_COPY_SOURCE_IF_MATCH")
+        source = environ.get("HTTP_X_AMZ_COPY_SOURCE")
+        if environ["REQUEST_METHOD"] == "PUT" and wanted and source:
+            bucket, _, key = unquote(source.split("?")[0]).lstrip("/").partition("/")
+            if self.etag_of(bucket, key) != wanted:
+                start_response("412 Precondition Failed", [("Content-Type", "application/xml")])
+                return [b'<?xml version="1.0" encoding="UTF-8"?>\n' + PRECONDITION_FAILED]
+        return self.app(environ, start_response)
+
+
 class S3Server:
     def __init__(self) -> None:
         self.posts = EnforcePostPolicy(DomainDispatcherApplication(create_backend_app))
-        self.app = RefuseExpired(self.posts)
+        self.outage = Outage(CopySourceIfMatch(self.posts, self.etag_of))
+        self.app = RefuseExpired(self.outage)
         self.server = make_server(
             "127.0.0.1", 0, self.app, threaded=True, request_handler=MotoRequestHandler
         )
         host, port = self.server.server_address[:2]
         self.endpoint = f"http://{host}:{port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def fail_when(self) -> Callable[[str, str, dict[str, str]], bool] | None:
+        """Set a predicate of (method, path, headers) to answer matching requests with 503."""
+        return self.outage.fail_when
+
+    @fail_when.setter
+    def fail_when(self, value: Callable[[str, str, dict[str, str]], bool] | None) -> None:
+        self.outage.fail_when = value
 
     def client(self) -> Any:
         return boto3.client(
@@ -168,6 +233,13 @@ class S3Server:
             aws_access_key_id=KEY_ID,
             aws_secret_access_key=SECRET,
         )
+
+    def etag_of(self, bucket: str, key: str) -> str | None:
+        try:
+            etag: str = self.client().head_object(Bucket=bucket, Key=key)["ETag"]
+        except ClientError:
+            return None
+        return etag
 
     def new_bucket(self) -> str:
         name = f"tapestry-{uuid.uuid4().hex[:12]}"

@@ -141,10 +141,16 @@ def test_openapi_schema(client) -> None:
         "getTask",
     }
     create = paths["/tapestry/api/submissions/"]["post"]["requestBody"]["content"]
-    assert list(create) == ["multipart/form-data"]
+    assert list(create) == ["multipart/form-data", "application/json"]
     body = schema["components"]["schemas"]["SubmissionCreate"]["properties"]
     assert body["file"]["format"] == "binary"
     assert body["upload_key"]["type"] == "string"  # instead of the file (direct uploads)
+    # JSON: the key of a direct upload, never a file
+    from_upload = create["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    json_body = schema["components"]["schemas"][from_upload]
+    assert "file" not in json_body["properties"]
+    assert json_body["required"] == ["upload_key"]
+    assert set(json_body["properties"]) == {*body} - {"file"}
     target = paths["/tapestry/api/submissions/uploads/"]["post"]
     assert list(target["requestBody"]["content"]) == ["application/json"]
     assert target["responses"]["404"]  # no storage that presigns

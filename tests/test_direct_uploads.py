@@ -7,19 +7,25 @@ nothing behind, next to a positive control that the same request with a good key
 from __future__ import annotations
 
 import contextlib
+import io
+import socket
 import threading
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import requests
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.db import connection
 from django.db.models import QuerySet
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 from rest_framework.test import APIClient
 
-from tapestry_media import direct_uploads, erasure
+from tapestry_media import direct_uploads, erasure, orphans, pipeline
 from tapestry_media.models import Submission, Task
 from tapestry_media.testing.jobs import enqueued_names
 
@@ -76,6 +82,11 @@ def uploaded(api: APIClient, content: bytes = MP4, filename: str = "clip.mp4") -
     return key
 
 
+def read_back(s3: S3Server, bucket: str, name: str) -> bytes:
+    body: bytes = s3.client().get_object(Bucket=bucket, Key=name)["Body"].read()
+    return body
+
+
 def create(api: APIClient, key: str, **extra: Any) -> Any:
     return api.post(SUBMISSIONS, {"upload_key": key, **extra}, format="json")
 
@@ -122,11 +133,16 @@ def test_a_direct_upload_becomes_a_submission_whose_steps_are_submitted(
     assert body["media_kind"] == "video"
     assert {t["step"] for t in body["tasks"]} == {"video", "poster"}
     sub = Submission.objects.get()
-    assert sub.file.name == key
+    # Copied in the bucket to the name a multipart upload gets, which no target can write;
+    # the direct object is deleted once the claim is committed.
+    final = f"tapestry_media/uploads/{sub.public_id}/Beach_day__take_2_.mp4"
+    assert sub.file.name == final
+    assert sub.public_id == direct_uploads.claimed_id(key)
     assert sub.uploader == user
     assert sorted(sub.tasks.values_list("name", flat=True)) == ["poster", "video"]
     assert enqueued_names() == ["submit_task", "submit_task"]
-    assert s3.keys(bucket) == [key]  # the file was not copied anywhere
+    assert s3.keys(bucket) == [final]
+    assert read_back(s3, bucket, final) == MP4
 
 
 def test_a_session_user_claims_a_key(s3, bucket, client, user) -> None:
@@ -135,7 +151,8 @@ def test_a_session_user_claims_a_key(s3, bucket, client, user) -> None:
     key = uploaded(client_for(user))
     response = client.post(SUBMISSIONS, {"upload_key": key}, content_type="application/json")
     assert response.status_code == 201, response.content
-    assert Submission.objects.get().file.name == key
+    sub = Submission.objects.get()
+    assert sub.file.name == f"tapestry_media/uploads/{sub.public_id}/clip.mp4"
 
 
 def test_create_with_a_key_costs_a_fixed_number_of_queries(
@@ -293,6 +310,18 @@ def test_an_object_over_the_limit_is_refused_when_claimed(
     assert create(api, key).status_code == 201  # positive control
 
 
+def test_a_direct_upload_is_at_most_what_one_copy_copies(s3, bucket, api, monkeypatch) -> None:
+    """S3 copies up to 5 GiB in one CopyObject: the target's limit and the claim's check say
+    so whatever MAX_UPLOAD_BYTES allows (here the limit is made 2000 bytes to try it)."""
+    key = uploaded(api, b"\x00" * 3000)
+    monkeypatch.setattr(direct_uploads, "COPY_LIMIT", 2000)
+    assert target(api)["max_bytes"] == 2000
+    refused(create(api, key), "upload_key", "the most a direct upload can be")
+    nothing_created()
+    monkeypatch.setattr(direct_uploads, "COPY_LIMIT", 3000)
+    assert create(api, key).status_code == 201  # positive control
+
+
 def test_a_key_with_a_refused_extension(s3, bucket, api, user, settings) -> None:
     key = uploaded(api, filename="clip.mp4")
     # The extension list changed between upload and claim (or a client forged the name).
@@ -329,6 +358,149 @@ def test_a_key_is_used_once(s3, bucket, api, django_capture_on_commit_callbacks)
     with django_capture_on_commit_callbacks(execute=True):
         refused(create(api, key), "upload_key", "in use by a submission already")
     assert (Submission.objects.count(), Task.objects.count(), enqueued_names()) == before
+
+
+def test_posting_again_to_a_claimed_key_cannot_change_the_submissions_file(
+    s3, bucket, api, django_capture_on_commit_callbacks
+) -> None:
+    """The target stays valid for DIRECT_UPLOAD_EXPIRE after the claim: its owner can POST to
+    the direct key again. The submission's file is a copy under a name no target can write,
+    so it keeps the content and size that were checked (and that its tasks read)."""
+    upload = target(api)
+    assert post_to_storage(upload, MP4).status_code == 204
+    with django_capture_on_commit_callbacks(execute=True):
+        assert create(api, upload["upload_key"]).status_code == 201
+    sub = Submission.objects.get()
+
+    other = b"\x00\x00\x00\x18ftypisom" + b"\x01" * 5000
+    assert post_to_storage(upload, other).status_code == 204  # the same, still valid target
+    assert read_back(s3, bucket, upload["upload_key"]) == other  # it did land (control)
+
+    sub.refresh_from_db()
+    assert read_back(s3, bucket, sub.file.name) == MP4
+    assert sub.file_size == len(MP4) == sub.file.size
+    # nor can it become a second submission
+    refused(create(api, upload["upload_key"]), "upload_key", "in use by a submission already")
+    assert Submission.objects.count() == 1
+
+
+def test_a_file_replaced_between_the_check_and_the_copy_is_not_taken(
+    s3, bucket, api, monkeypatch
+) -> None:
+    """The copy takes the version the HEAD checked (CopySourceIfMatch on its ETag), or none."""
+    upload = target(api)
+    assert post_to_storage(upload, MP4).status_code == 204
+    real_copy = direct_uploads.copy_to_final
+
+    def replaced_first(stored: direct_uploads.StoredUpload, final: str) -> None:
+        assert post_to_storage(upload, b"\x00" * 3000).status_code == 204
+        real_copy(stored, final)
+
+    monkeypatch.setattr(direct_uploads, "copy_to_final", replaced_first)
+    refused(create(api, upload["upload_key"]), "upload_key", "uploaded again while")
+    nothing_created()
+    assert s3.keys(bucket) == [upload["upload_key"]]
+    monkeypatch.setattr(direct_uploads, "copy_to_final", real_copy)
+    assert create(api, upload["upload_key"]).status_code == 201  # positive control
+    assert Submission.objects.get().file_size == 3000
+
+
+def test_a_crash_between_the_copy_and_the_row_loses_nothing(
+    s3, bucket, api, monkeypatch, django_capture_on_commit_callbacks
+) -> None:
+    """The copy is made, then the process dies before the row: no submission, the copy is an
+    orphan that prune --orphans deletes once an hour old, and the key can be claimed again (to
+    a new name: the orphan copy is never overwritten while a prune may be deleting it)."""
+    key = uploaded(api)
+    real_copy = direct_uploads.copy_to_final
+
+    def copy_then_crash(stored: direct_uploads.StoredUpload, final: str) -> None:
+        real_copy(stored, final)
+        raise RuntimeError("the web worker died here")
+
+    monkeypatch.setattr(direct_uploads, "copy_to_final", copy_then_crash)
+    with pytest.raises(RuntimeError), django_capture_on_commit_callbacks(execute=True):
+        create(api, key)
+    nothing_created()
+    copy = f"tapestry_media/uploads/{direct_uploads.claimed_id(key)}/clip.mp4"
+    assert s3.keys(bucket) == sorted([copy, key])  # the direct object is kept
+
+    # the age rule: young files are no orphans yet; an hour on, both are
+    assert orphans.find() == []
+    an_hour_on = timezone.now() + orphans.MIN_AGE + timedelta(minutes=1)
+    with monkeypatch.context() as later:
+        later.setattr(orphans.timezone, "now", lambda: an_hour_on)
+        assert {o.name for o in orphans.find()} == {copy, key}
+
+    monkeypatch.setattr(direct_uploads, "copy_to_final", real_copy)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert create(api, key).status_code == 201  # the client's retry
+    sub = Submission.objects.get()
+    assert sub.file.name != copy
+    assert sub.file.name.startswith(f"tapestry_media/uploads/{sub.public_id}/clip_")
+    assert read_back(s3, bucket, sub.file.name) == MP4
+    with monkeypatch.context() as later:
+        later.setattr(orphans.timezone, "now", lambda: an_hour_on)
+        assert [o.name for o in orphans.find()] == [copy]
+        call_command("tapestry_media", "prune", "--orphans", stdout=io.StringIO())
+    assert s3.keys(bucket) == [sub.file.name]
+
+
+def test_a_row_refused_after_the_copy_deletes_the_copy(s3, bucket, api, monkeypatch) -> None:
+    key = uploaded(api)
+
+    def refuse(submission: Submission) -> None:
+        raise ValidationError({"metadata": "a step refuses it"})
+
+    with monkeypatch.context() as patched:
+        patched.setattr(pipeline, "check_upload_metadata", refuse)
+        refused(create(api, key), "metadata", "a step refuses it")
+    nothing_created()
+    assert s3.keys(bucket) == [key]  # no copy left; the direct object kept
+    assert create(api, key).status_code == 201  # positive control
+    assert len(s3.keys(bucket)) == 2
+
+
+# --- the storage does not answer -------------------------------------------------------------
+
+
+def closed_port() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def storage_down(responses: Any) -> None:
+    assert responses.status_code == 503, responses.content
+    assert responses.json()["error"]["kind"] == "storage_unavailable"
+    assert "nothing was created" in responses.json()["error"]["message"]
+    assert responses["Retry-After"] == "30"
+
+
+def test_storage_not_answering_the_check_is_a_503_with_retry_after(
+    s3, bucket, api, settings
+) -> None:
+    key = uploaded(api)
+    settings.AWS_S3_ENDPOINT_URL = closed_port()
+    settings.STORAGES = {**settings.STORAGES}  # a new storage object on the new endpoint
+    storage_down(create(api, key))
+    nothing_created()
+    settings.AWS_S3_ENDPOINT_URL = s3.endpoint
+    settings.STORAGES = {**settings.STORAGES}
+    assert create(api, key).status_code == 201  # positive control: the same request
+
+
+def test_storage_failing_the_copy_is_a_503_and_creates_nothing(s3, bucket, api) -> None:
+    key = uploaded(api)
+    s3.fail_when = lambda method, path, headers: "x-amz-copy-source" in headers
+    try:
+        storage_down(create(api, key))
+    finally:
+        s3.fail_when = None
+    nothing_created()
+    assert s3.keys(bucket) == [key]
+    assert create(api, key).status_code == 201  # positive control
 
 
 @pytest.mark.parametrize(
@@ -377,13 +549,19 @@ def test_file_or_key_not_both(s3, bucket, api) -> None:
 def test_erasing_a_user_deletes_their_direct_uploads_claimed_or_not(
     s3, bucket, api, user, other_user, django_capture_on_commit_callbacks
 ) -> None:
-    claimed, unclaimed = uploaded(api), uploaded(api)
-    assert create(api, claimed).status_code == 201
+    upload = target(api)
+    claimed, unclaimed = upload["upload_key"], uploaded(api)
+    assert post_to_storage(upload, MP4).status_code == 204
+    with django_capture_on_commit_callbacks(execute=True):
+        assert create(api, claimed).status_code == 201
+    final = Submission.objects.get().file.name
+    claimed_again = post_to_storage(upload, MP4)  # after the claim: a direct object again
     theirs = uploaded(client_for(other_user))
-    assert s3.keys(bucket) == sorted([claimed, unclaimed, theirs])  # positive control
+    assert s3.keys(bucket) == sorted([final, claimed, unclaimed, theirs])  # positive control
     with django_capture_on_commit_callbacks(execute=True):
         report = erasure.erase(erasure.resolve_user(str(user.pk)))
-    assert set(report.files) == {claimed, unclaimed}
+    assert claimed_again.status_code == 204
+    assert set(report.files) == {final, claimed, unclaimed}
     assert s3.keys(bucket) == [theirs]
     assert Submission.objects.count() == 0
 
@@ -442,6 +620,22 @@ def test_the_example_upload_form_goes_direct_only_with_a_storage_that_presigns(
     assert "data-direct-upload" not in client.get(reverse("example:upload")).content.decode()
 
 
+def test_the_example_submission_page_says_processing_started_after_a_direct_upload(
+    client, user, settings, s3, bucket
+) -> None:
+    """upload.js goes to the page with ``?uploaded``: the same message as the plain form's
+    redirect, then the page's own URL (a reload does not say it again)."""
+    use_example_site(settings)
+    client.force_login(user)
+    assert create(client_for(user), uploaded(client_for(user))).status_code == 201
+    page = reverse("example:submission", args=[Submission.objects.get().public_id])
+    response = client.get(page + "?uploaded")
+    assert response.status_code == 302
+    assert response["Location"] == page
+    assert "Processing has started" in client.get(page).content.decode()
+    assert "Processing has started" not in client.get(page).content.decode()
+
+
 # --- two claims of one key at once (PostgreSQL, MariaDB: row locks) ---------------------------
 
 
@@ -480,5 +674,7 @@ def test_two_claims_of_one_key_at_once_make_one_submission(
     for thread in threads:
         thread.join(timeout=30)
     assert sorted(codes) == [201, 400]
-    assert Submission.objects.filter(file=key).count() == 1
+    sub = Submission.objects.get()
+    assert sub.public_id == direct_uploads.claimed_id(key)
     assert Task.objects.count() == 2
+    assert s3.keys(bucket) == [sub.file.name]  # one copy; the loser copied nothing

@@ -118,12 +118,11 @@ def remote_id_indexes() -> dict[str, list[str]]:
     }
 
 
+@pytest.mark.vendors("sqlite", "postgresql")  # MySQL/MariaDB: no partial unique index, no change
 @pytest.mark.django_db(transaction=True)
 def test_0009_leads_the_remote_id_index_with_remote_id_and_reverses() -> None:
     """An unscoped result is matched by ``remote_id`` alone: an index led by ``backend`` made
     PostgreSQL walk it up to the match on every delivery (docs/performance.md)."""
-    if not connection.features.supports_partial_indexes:
-        pytest.skip("MySQL/MariaDB have no partial unique index: 0009 changes nothing there")
     latest = remote_id_indexes()
     before, after = readings(
         remote_id_indexes,
@@ -135,10 +134,9 @@ def test_0009_leads_the_remote_id_index_with_remote_id_and_reverses() -> None:
     assert remote_id_indexes() == latest == after
 
 
+@pytest.mark.vendors("postgresql")  # fillfactor is PostgreSQL's
 @pytest.mark.django_db(transaction=True)
 def test_0010_gives_task_pages_more_room_and_reverses() -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("fillfactor is PostgreSQL's")
     before, after = readings(
         fillfactors,
         ("tapestry_media", "0009_task_remote_id_first"),

@@ -89,6 +89,15 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "example/home.html")
 
 
+def processing_started(request: HttpRequest) -> None:
+    """The message after an upload, the plain form's or upload.js's."""
+    messages.success(
+        request,
+        "Uploaded. Processing has started; this page updates itself.",
+        extra_tags="processing",  # submission.js removes it once the upload is final
+    )
+
+
 @login_required
 def upload(request: HttpRequest) -> HttpResponse:
     form = UploadForm(request.POST or None, request.FILES or None)
@@ -96,11 +105,7 @@ def upload(request: HttpRequest) -> HttpResponse:
         submission = form.save(commit=False)
         submission.uploader = request.user
         submission.save()
-        messages.success(
-            request,
-            "Uploaded. Processing has started; this page updates itself.",
-            extra_tags="processing",  # submission.js removes it once the upload is final
-        )
+        processing_started(request)
         return redirect("example:submission", public_id=submission.public_id)
     campaigns = (
         Submission.objects.filter(uploader=request.user)
@@ -131,6 +136,9 @@ def submissions(request: HttpRequest) -> HttpResponse:
 def submission(request: HttpRequest, public_id: str) -> HttpResponse:
     rows = with_current_tasks(Submission.objects.for_user(request.user))
     obj = get_object_or_404(rows, public_id=public_id)
+    if "uploaded" in request.GET:  # upload.js created it through the API: say so once
+        processing_started(request)
+        return redirect("example:submission", public_id=obj.public_id)
     context = {
         "submission": obj,
         "steps": steps(obj),

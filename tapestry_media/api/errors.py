@@ -4,12 +4,14 @@
 
 ``kind`` is a stable machine-readable word (``invalid``, ``not_authenticated``,
 ``authentication_failed``, ``permission_denied``, ``not_found``, ``method_not_allowed``,
-``unsupported_media_type``, ``parse_error``, ``throttled``…); ``fields`` appears for validation
-errors only. Set on the API's views (``get_exception_handler``), never globally.
+``unsupported_media_type``, ``parse_error``, ``throttled``, ``storage_unavailable``…);
+``fields`` appears for validation errors only. Set on the API's views
+(``get_exception_handler``), never globally.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -20,7 +22,27 @@ from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from ..direct_uploads import StorageUnavailable
+
+logger = logging.getLogger("tapestry_media.api")
 NON_FIELD = "non_field_errors"
+#: Seconds a client is asked to wait after a 503 ``storage_unavailable``.
+STORAGE_RETRY_AFTER = 30
+
+
+class StorageUnavailableError(exceptions.APIException):
+    """503: the file storage did not answer; nothing was created. ``Retry-After`` is set."""
+
+    status_code = 503
+    default_code = "storage_unavailable"
+    default_detail = (
+        "The file storage is not answering right now; nothing was created. Send the same "
+        "request again later (see Retry-After): the uploaded file and its key stay valid."
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wait = STORAGE_RETRY_AFTER  # DRF's handler turns it into Retry-After
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -30,6 +52,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, StorageUnavailable):
+        logger.warning("file storage unavailable: %s", exc)
+        exc = StorageUnavailableError()
     # DRF's handler sets WWW-Authenticate / Retry-After and rolls back an atomic request.
     response = drf_exception_handler(exc, context)
     if response is None or not isinstance(exc, exceptions.APIException):

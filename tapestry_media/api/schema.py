@@ -68,7 +68,8 @@ def metadata_schema(max_keys: int) -> dict[str, Any]:
 
 class TapestrySchema(AutoSchema):
     """Reads from the view: ``operation_ids`` (method → id), ``query_parameters`` (list
-    views), ``create_serializer_class`` (POST body). Serializers may declare
+    views), ``create_serializer_class`` (POST body), ``request_serializers_by_media_type``
+    (other bodies by media type). Serializers may declare
     ``method_field_schemas`` for their ``SerializerMethodField``s."""
 
     def get_operation_id(self, path: str, method: str) -> str:
@@ -107,13 +108,25 @@ class TapestrySchema(AutoSchema):
         components: dict[str, Any] = super().get_components(path, method)
         components.setdefault("TaskSummary", self.map_serializer(TaskSummarySerializer()))
         components.setdefault("Error", ERROR_SCHEMA)
+        for serializer in self.other_request_bodies(method).values():
+            name = self.get_component_name(serializer)
+            components.setdefault(name, self.map_serializer(serializer))
         return components
+
+    def other_request_bodies(self, method: str) -> dict[str, Any]:
+        """``request_serializers_by_media_type`` of the view: a body of another shape for a
+        media type (``{"POST": {"application/json": SomeSerializer}}``)."""
+        declared = getattr(self.view, "request_serializers_by_media_type", {})
+        return {ct: cls() for ct, cls in declared.get(method, {}).items()}
 
     def get_request_body(self, path: str, method: str) -> dict[str, Any]:
         body: dict[str, Any] = super().get_request_body(path, method)
         only = getattr(self.view, "request_media_types_by_method", {}).get(method)
         if body and only:
             body["content"] = {ct: s for ct, s in body["content"].items() if ct in only}
+        for media_type, serializer in self.other_request_bodies(method).items():
+            ref = {"$ref": f"#/components/schemas/{self.get_component_name(serializer)}"}
+            body.setdefault("content", {})[media_type] = {"schema": ref}
         if body:
             body["required"] = True  # every POST body has a required field
         return body

@@ -13,7 +13,7 @@ from rest_framework import serializers
 from rest_framework.fields import empty
 
 from .. import metadata as md
-from ..direct_uploads import StoredUpload, UploadRefused, check_key
+from ..direct_uploads import KEY_IN_USE, StoredUpload, UploadRefused, check_key, claimed_id
 from ..links import drop_unsafe_links
 from ..models import Submission, Task
 from ..remote import public_error
@@ -329,6 +329,11 @@ class SubmissionCreateSerializer(serializers.Serializer[Any]):
         try:
             stored = check_key(user, key)
         except UploadRefused as exc:
+            if (
+                exc.code == "not_uploaded"
+                and Submission.objects.filter(public_id=claimed_id(key)).exists()
+            ):  # claimed: its direct object was deleted
+                raise serializers.ValidationError(KEY_IN_USE, code="used") from exc
             raise serializers.ValidationError(str(exc), code=exc.code) from exc
         check_upload(stored)  # a pipeline for its media kind
         return stored
@@ -353,6 +358,17 @@ class SubmissionCreateSerializer(serializers.Serializer[Any]):
                     )
                 attrs[key] = value
         return attrs
+
+
+class SubmissionFromUploadSerializer(SubmissionCreateSerializer):
+    """The JSON body of ``POST submissions/``: a direct upload's key instead of the file."""
+
+    file = None  # type: ignore[assignment]  # not in a JSON body
+    upload_key = serializers.CharField(
+        max_length=500,
+        help_text="The `upload_key` `POST submissions/uploads/` gave, once the file is "
+        "uploaded to its target. A key makes one submission.",
+    )
 
 
 class TaskCreateSerializer(serializers.Serializer[Any]):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -36,9 +37,9 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.versioning import BaseVersioning
 from rest_framework.views import APIView
 
+from .. import direct_uploads, pipeline
 from .. import metadata as md
-from .. import pipeline
-from ..direct_uploads import StoredUpload
+from ..direct_uploads import KEY_IN_USE, StoredUpload
 from ..models import Submission, SubmissionStatus, Task
 from ..signals import SubmitVetoed
 from ..status import Status
@@ -48,6 +49,7 @@ from .permissions import IsOwnerOrStaff
 from .schema import NO_NUL, TapestrySchema, metadata_schema, schema_document
 from .serializers import (
     SubmissionCreateSerializer,
+    SubmissionFromUploadSerializer,
     SubmissionSerializer,
     TaskCreateSerializer,
     TaskSerializer,
@@ -149,8 +151,8 @@ def submissions_for(user: Any) -> QuerySet[Submission]:
 
 class SubmissionList(ListPolicy, generics.ListCreateAPIView[Submission]):
     """`GET`: your submissions, newest first (`?status=`, `?campaign=`).
-    `POST` (multipart): `file` (or `upload_key` of a direct upload), `title`, `campaign`,
-    `source`, `metadata`."""
+    `POST`: multipart with `file`, `title`, `campaign`, `source`, `metadata`; or JSON with
+    `upload_key` (a direct upload, see `POST submissions/uploads/`) instead of `file`."""
 
     serializer_class = SubmissionSerializer
     create_serializer_class = SubmissionCreateSerializer
@@ -168,6 +170,10 @@ class SubmissionList(ListPolicy, generics.ListCreateAPIView[Submission]):
         }
     }
     request_media_types_by_method = {"POST": ("multipart/form-data",)}
+    # JSON: the key of a direct upload (POST submissions/uploads/) instead of the file
+    request_serializers_by_media_type = {
+        "POST": {"application/json": SubmissionFromUploadSerializer}
+    }
     query_parameters = [
         status_parameter(SubmissionStatus, "Comma-separated, e.g. ready,partial."),
         {"name": "campaign", "in": "query", "schema": TEXT_PARAM},
@@ -349,25 +355,42 @@ def own_submission(user: Any, value: str, *, any_input: bool) -> Submission | No
 
 
 def claim_upload(user: Any, stored: StoredUpload, fields: dict[str, Any]) -> Submission:
-    """A submission on a direct upload's key, unless one uses it already. The user's row is
-    locked first, so two requests claiming the same key (only its owner can) run one after
-    the other and the second sees the first's submission."""
+    """A submission on a copy of a direct upload, unless its key was claimed already.
+
+    The user's row is locked first, so two requests claiming the same key (only its owner
+    can) run one after the other and the second sees the first's submission (the public id
+    :func:`~tapestry_media.direct_uploads.claimed_id` derives from the key; its unique index
+    would refuse a second one anyway). Then, in this order: copy the object server-side to
+    the submission's own name, which no upload target can write; create the row; once
+    committed, delete the direct object. A crash after the copy leaves an orphan copy and the
+    key claimable; a crash after the commit leaves the direct object: ``prune --orphans``
+    deletes either once an hour old. A row refused after the copy deletes the copy."""
     using = router.db_for_write(Submission)
     with transaction.atomic(using=using):
         users = get_user_model()._default_manager.using(using).select_for_update()
         list(users.filter(pk=user.pk).values_list("pk", flat=True))
-        if Submission.objects.using(using).filter(file=stored.name).exists():
-            raise ValidationError(
-                {"upload_key": "is in use by a submission already; upload the file again."},
-                code="used",
-            )
-        return Submission.objects.using(using).create(
-            file=stored.name,
-            file_size=stored.size,
-            content_type=stored.content_type,
-            media_kind=stored.media_kind,
-            **fields,
+        public_id = direct_uploads.claimed_id(stored.name)
+        if Submission.objects.using(using).filter(public_id=public_id).exists():
+            raise ValidationError({"upload_key": KEY_IN_USE}, code="used")
+        submission = Submission(public_id=public_id, **fields)
+        final = direct_uploads.final_name(submission, stored)
+        try:
+            direct_uploads.copy_to_final(stored, final)
+        except direct_uploads.UploadRefused as exc:
+            raise ValidationError({"upload_key": str(exc)}, code=exc.code) from exc
+        submission.file = final
+        submission.file_size = stored.size
+        submission.content_type = stored.content_type
+        submission.media_kind = stored.media_kind
+        try:
+            submission.save(using=using, force_insert=True)
+        except Exception:  # refused (a step's metadata…): the copy is nobody's; tidy up now
+            direct_uploads.delete_copy(final)
+            raise
+        transaction.on_commit(
+            partial(direct_uploads.delete_direct, stored.name), using=using, robust=True
         )
+        return submission
 
 
 def choices(name: str, raw: str, enum: Any) -> list[str]:

@@ -58,12 +58,19 @@ def test_the_upload_form_sends_the_file_straight_to_storage(
     page.click(".upload-form button[type=submit]")
     page.wait_for_url("**/submissions/sub_*/")
 
+    # the message the plain form's redirect shows, once (the URL is the page's own again)
+    assert page.url.endswith("/")
+    assert "uploaded" not in page.url
+    flash = page.locator('[data-flash~="processing"]')
+    assert flash.count() == 1
+    assert "Processing has started" in flash.inner_text()
+
     sub = Submission.objects.get()
     assert sub.title == "Beach day"
-    assert sub.file.name.startswith("tapestry_media/uploads/direct/")
-    assert sub.file.name.endswith("/beach-day.mp4")
+    # claimed: copied in the bucket to the submission's own name, the direct object deleted
+    assert sub.file.name == f"tapestry_media/uploads/{sub.public_id}/beach-day.mp4"
     assert sub.file_size == clip.stat().st_size
-    assert sub.file.name in s3.keys(bucket)
+    assert s3.keys(bucket) == [sub.file.name]
     assert sorted(sub.tasks.values_list("name", flat=True)) == ["poster", "video"]
 
     labels: list[Any] = page.evaluate("JSON.parse(sessionStorage.getItem('labels') || '[]')")

@@ -94,9 +94,9 @@
         return api(form.getAttribute("data-submissions-api"), create);
       }).then(function (created) {
         if (created.status !== 201) throw new Error(apiError(created.body, "The upload was refused."));
-        window.location.assign(
-          form.getAttribute("data-submission-page").replace("SUBMISSION_ID", created.body.id)
-        );
+        // "?uploaded": the page shows the message the plain form's redirect gets
+        var page = form.getAttribute("data-submission-page").replace("SUBMISSION_ID", created.body.id);
+        window.location.assign(page + "?uploaded");
       });
     }).catch(function (error) { showError(error.message); });
   });
