@@ -1,6 +1,6 @@
-"""Where a first delivery's CPU goes: the app's endpoint and the bare peer view, in-process.
+"""Where a first delivery's CPU goes: the app's endpoint and the peer views, in-process.
 
-    python -m bench.profile_webhook [--requests 300] [--rounds 3]
+    python -m bench.profile_webhook [--requests 300] [--rounds 3] [--top 25] [--save DIR]
 
 Each endpoint gets ``--requests`` first deliveries through Django's test client (full middleware
 stack) on the bench database, ``--rounds`` times (the lowest figure counts: the others were
@@ -10,6 +10,13 @@ disturbed by the rest of the machine): unprofiled for the CPU per delivery of th
 of the updates (``pg_stat_user_tables``); then once under cProfile with the same CPU clock, whose
 cumulative times per step of the app's path are printed per delivery and as a share of the whole
 request. Deliveries run one at a time, so the HOT share is an upper bound of the concurrent one.
+
+The bodies are built and signed before any measurement, so every figure covers the requests
+alone. Python function calls per delivery (cProfile's count: the same in every run, whatever
+the load) are printed for the app and for both peers (``bench/views.py``: the bare view and
+the DRF view), the floor the app is compared with; ``--top N`` lists the app's N functions
+with the most own time per delivery, ``--save DIR`` keeps each side's profile
+(``DIR/<side>.pstats``, for ``python -m pstats``).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import argparse
 import cProfile
 import pstats
 import time
+from pathlib import Path
 from typing import Any
 
 from . import harness
@@ -37,12 +45,18 @@ STEPS = (
 )
 
 
-def deliver(client: Any, path: str, rows: list[Any]) -> None:
-    for row in rows:
-        body = harness.task_body(row, "succeeded")
-        response = client.post(
-            path, body, content_type="application/json", headers=harness.sign(body)
-        )
+#: A first ``succeeded`` delivery, built and signed ahead of the measurement.
+Delivery = tuple[bytes, dict[str, str]]
+
+
+def prepared(rows: list[Any]) -> list[Delivery]:
+    bodies = [harness.task_body(row, "succeeded") for row in rows]
+    return [(body, harness.sign(body)) for body in bodies]
+
+
+def deliver(client: Any, path: str, deliveries: list[Delivery]) -> None:
+    for body, headers in deliveries:
+        response = client.post(path, body, content_type="application/json", headers=headers)
         if response.status_code != 200:
             raise AssertionError(f"{path}: {response.status_code} {response.content[:200]!r}")
 
@@ -51,6 +65,7 @@ def deliver(client: Any, path: str, rows: list[Any]) -> None:
 UPDATED = {
     harness.WEBHOOK_PATH: ("tapestry_media_task", "tapestry_media_submission"),
     harness.BARE_PATH: ("bench_minimal_peertask",),
+    harness.DRF_PATH: ("bench_minimal_peertask",),
 }
 
 
@@ -84,7 +99,7 @@ def _counters(tables: tuple[str, ...]) -> dict[str, tuple[int, int]]:
         return found
 
 
-def measure(client: Any, path: str, rows: list[Any]) -> dict[str, float]:
+def measure(client: Any, path: str, rows: list[Delivery]) -> dict[str, float]:
     """Per delivery of ``rows``: CPU ms of this process and of its PostgreSQL backend, WAL
     bytes, shared buffers touched (the whole database's: keep it otherwise idle), and the HOT
     updates of each updated table over the run."""
@@ -108,7 +123,7 @@ def measure(client: Any, path: str, rows: list[Any]) -> dict[str, float]:
     return figures
 
 
-def statements(client: Any, path: str, rows: list[Any]) -> float:
+def statements(client: Any, path: str, rows: list[Delivery]) -> float:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -117,10 +132,48 @@ def statements(client: Any, path: str, rows: list[Any]) -> float:
     return len(queries) / len(rows)
 
 
-def seed(path: str, count: int, prefix: str) -> list[Any]:
+def seed(path: str, count: int, prefix: str) -> list[Delivery]:
     if path == harness.WEBHOOK_PATH:
-        return list(harness.seed_tasks(count, prefix=prefix, steps=1))
-    return list(harness.seed_peer_tasks(count, prefix=prefix))
+        return prepared(harness.seed_tasks(count, prefix=prefix, steps=1))
+    return prepared(harness.seed_peer_tasks(count, prefix=prefix))
+
+
+def profiled(client: Any, path: str, deliveries: list[Delivery]) -> pstats.Stats:
+    profile = cProfile.Profile(time.process_time)
+    profile.runcall(deliver, client, path, deliveries)
+    return pstats.Stats(profile)
+
+
+def report_steps(stats: pstats.Stats, n: int) -> None:
+    """The cumulative CPU of each step of the app's path, per delivery and as a share."""
+    table: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    whole = None
+    for label, suffix, function in STEPS:
+        total = sum(
+            value[3]
+            for (filename, _, func), value in table.items()
+            if filename.endswith(suffix) and func == function
+        )
+        whole = whole or total
+        print(f"  {label:<48} {total / n * 1000:7.2f} ms  {total / whole:6.1%}")
+
+
+def report_top(stats: pstats.Stats, n: int, top: int) -> None:
+    """The ``top`` functions with the most own CPU time, per delivery."""
+    table: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    print(f"  the {top} functions with the most own time (per delivery: calls, own ms, cum ms):")
+    ranked = sorted(table.items(), key=lambda item: -item[1][2])[:top]
+    for (filename, line, func), (_, calls, own, cumulative, _) in ranked:
+        where = filename.rsplit("site-packages/", 1)[-1].removeprefix(f"{harness.ROOT}/")
+        print(
+            f"    {calls / n:7.1f} {own / n * 1000:7.3f} {cumulative / n * 1000:7.3f}"
+            f"  {where}:{line}({func})"
+        )
+
+
+def calls_per_delivery(stats: pstats.Stats, n: int) -> float:
+    table: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    return sum(value[1] for value in table.values()) / n
 
 
 def main() -> None:
@@ -130,6 +183,8 @@ def main() -> None:
     parser.add_argument(
         "--preload", type=int, default=10_000, help="pending tasks each side's table holds too"
     )
+    parser.add_argument("--top", type=int, default=0, help="list the app's N costliest functions")
+    parser.add_argument("--save", type=Path, help="write each side's profile to DIR/<side>.pstats")
     args = parser.parse_args()
     harness.prepare()
     from django.test import Client
@@ -143,7 +198,9 @@ def main() -> None:
         cursor.execute("VACUUM ANALYZE")
     client = Client(SERVER_NAME="localhost")
     n = args.requests
-    for name, path in (("app", harness.WEBHOOK_PATH), ("bare", harness.BARE_PATH)):
+    calls: dict[str, float] = {}
+    sides = (("app", harness.WEBHOOK_PATH), ("bare", harness.BARE_PATH), ("drf", harness.DRF_PATH))
+    for name, path in sides:
         deliver(client, path, seed(path, 50, f"warm{name}"))
         rows = seed(path, (args.rounds + 2) * n, name)
         runs = [measure(client, path, rows[i * n : (i + 1) * n]) for i in range(args.rounds)]
@@ -160,23 +217,22 @@ def main() -> None:
         for key, value in best.items():
             if key.startswith("hot "):
                 print(f"  HOT share of the updates of {key[4:]}: {value:.1%} (best round)")
-        if name != "app":
-            continue
-        profile = cProfile.Profile(time.process_time)
-        profile.runcall(deliver, client, path, rows)
-        stats: dict[Any, Any] = pstats.Stats(profile).stats  # type: ignore[attr-defined]
-        whole = None
-        for label, suffix, function in STEPS:
-            total = sum(
-                value[3]
-                for (filename, _, func), value in stats.items()
-                if filename.endswith(suffix) and func == function
-            )
-            whole = whole or total
-            print(f"  {label:<48} {total / n * 1000:7.2f} ms  {total / whole:6.1%}")
-        calls = sum(value[1] for value in stats.values())
-        print(f"  Python function calls per delivery: {calls / n:.0f} (deterministic)")
-        print("  (profiled: cProfile's own overhead inflates every figure about equally)")
+        stats = profiled(client, path, rows)
+        calls[name] = calls_per_delivery(stats, n)
+        if args.save:
+            args.save.mkdir(parents=True, exist_ok=True)
+            stats.dump_stats(args.save / f"{name}.pstats")
+        if name == "app":
+            report_steps(stats, n)
+            if args.top:
+                report_top(stats, n, args.top)
+        print(f"  Python function calls per delivery: {calls[name]:.0f} (deterministic)")
+    print(
+        f"calls per delivery: app {calls['app']:.0f}, bare {calls['bare']:.0f}"
+        f" ({calls['app'] / calls['bare']:.2f}x), drf {calls['drf']:.0f}"
+        f" ({calls['app'] / calls['drf']:.2f}x)"
+    )
+    print("(profiled: cProfile's own overhead inflates every figure about equally)")
 
 
 if __name__ == "__main__":

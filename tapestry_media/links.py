@@ -20,7 +20,10 @@ def is_safe_link(value: object) -> bool:
     """``value`` is an ``http``/``https`` URL with a host, or a path without scheme or host."""
     if not isinstance(value, str) or not value or "\\" in value:
         return False
-    if any(not char.isprintable() or char.isspace() for char in value):
+    # Whitespace and control characters anywhere: every whitespace character but the ASCII
+    # space is also not printable (Unicode "Other" and "Separator"), so this refuses the
+    # same characters as a per-character ``isprintable() and not isspace()``, in two C calls.
+    if not value.isprintable() or " " in value:
         return False
     try:
         parts = urlsplit(value)

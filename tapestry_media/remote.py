@@ -38,12 +38,14 @@ def loads(body: bytes) -> object:
     refuse both), nested at most ``MAX_DEPTH`` deep (deeper would overflow the stack here or
     when the value is stored). Anything else is a :class:`PayloadError` naming the problem."""
     try:
-        payload = json.loads(body.decode("utf-8"), parse_constant=_not_json)
+        text = body.decode("utf-8")
+        payload = json.loads(text, parse_constant=_not_json)
     except (UnicodeDecodeError, ValueError) as exc:
         raise PayloadError(f"the body is not valid JSON: {exc}") from exc
     except RecursionError as exc:
         raise PayloadError(f"the body is nested more than {MAX_DEPTH} levels deep") from exc
-    _check_values(payload)
+    if _may_hold_problems(text):
+        _check_values(payload)
     return payload
 
 
@@ -81,6 +83,15 @@ def _check_text(text: str) -> None:
         raise PayloadError("the body holds a NUL character (\\u0000)")
     if _SURROGATE.search(text):
         raise PayloadError("the body holds an unpaired UTF-16 surrogate (\\ud800-\\udfff)")
+
+
+def _may_hold_problems(text: str) -> bool:
+    """Whether the JSON ``text`` can hold what :func:`_check_values` looks for. A NUL or an
+    unpaired surrogate can only come from a ``\\u`` escape (valid UTF-8 holds no surrogate,
+    and the parser refuses a raw control character in a string), and nesting deeper than
+    ``MAX_DEPTH`` needs more than ``MAX_DEPTH`` brackets. Brackets inside strings only count
+    too many, and a ``\\u`` that is none (``"\\\\u"``) only sends the body to the check."""
+    return "\\u" in text or text.count("[") + text.count("{") > MAX_DEPTH
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,22 @@ def test_refused(value: str) -> None:
     assert not is_safe_link(value)
 
 
+def test_refused_with_any_whitespace_or_control_character() -> None:
+    """Every whitespace or non-printable character of the BMP, at the start, inside the host
+    and inside the path, is refused; the same URL without it is accepted."""
+    assert is_safe_link("https://cdn.example.test/a.mp4")
+    odd = [c for c in map(chr, range(0x10000)) if c.isspace() or not c.isprintable()]
+    assert len(odd) > 2000  # controls, format characters, surrogates, private use, spaces
+    accepted = [
+        c
+        for c in odd
+        for url in (f"{c}https://cdn.example.test/a.mp4", f"https://cdn{c}.example.test/a.mp4",
+                    f"https://cdn.example.test/a{c}.mp4", f"/media/a{c}.mp4")
+        if is_safe_link(url)
+    ]  # fmt: skip
+    assert accepted == []
+
+
 @pytest.mark.parametrize(
     "value",
     [

@@ -6,7 +6,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tapestry_media.remote import PayloadError, parse_event, parse_task, parse_timestamp
+from tapestry_media.remote import (
+    MAX_DEPTH,
+    PayloadError,
+    loads,
+    parse_event,
+    parse_task,
+    parse_timestamp,
+)
 from tapestry_media.status import Status
 
 SEED_WEBHOOK = {
@@ -104,3 +111,39 @@ def test_event_envelope_keeps_its_id_and_topic() -> None:
     assert (event.id, event.topic, event.task.status) == ("evt_1", "task.failed", Status.FAILED)
     bare = parse_event(SEED_WEBHOOK)
     assert (bare.id, bare.topic) == (None, "task.succeeded")
+
+
+# --- loads: what PostgreSQL cannot store is refused, with or without the walk -----------------
+
+
+def _nested(levels: int, pad: int = 0) -> bytes:
+    """An object whose ``output`` nests ``levels`` arrays, after ``pad`` one-level arrays."""
+    flat = b"[]," * pad
+    return b'{"id":"t1","output":[' + flat + b"[" * levels + b"]" * levels + b"]}"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"id":"t1","m":{"a":"\\u0000"}}', "NUL"),
+        (b'{"id":"t1","m":{"\\uDBFF":"x"}}', "surrogate"),  # in a key, upper-case hex
+        (b'{"id":"t1","m":["\\\\", "\\ud800"]}', "surrogate"),  # after an escaped backslash
+        (_nested(MAX_DEPTH - 1), "nested more than"),  # the object and output: MAX_DEPTH + 1
+    ],
+)
+def test_loads_refuses_what_cannot_be_stored(body: bytes, reason: str) -> None:
+    with pytest.raises(PayloadError, match=reason):
+        loads(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _nested(MAX_DEPTH - 2),  # exactly MAX_DEPTH deep
+        _nested(2, pad=MAX_DEPTH),  # more brackets than MAX_DEPTH, shallow: walked, accepted
+        b'{"id":"t1","m":{"a":"caf\\u00e9 \\ud83d\\ude00 [{[{"}}',  # escapes, paired surrogates
+        b'{"id":"t1","m":{"a":"\\\\u0000"}}',  # a backslash before "u0000": no NUL
+    ],
+)
+def test_loads_accepts_storable_json(body: bytes) -> None:
+    assert isinstance(loads(body), dict)

@@ -28,7 +28,6 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_variables
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import BaseParser
-from rest_framework.permissions import AllowAny
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -72,14 +71,17 @@ class SecretsFilter(SafeExceptionReporterFilter):
 
 class WebhookView(APIView):
     http_method_names = ["post"]
-    authentication_classes: Sequence[type] = []
-    permission_classes = [AllowAny]
+    authentication_classes: Sequence[type] = ()
+    permission_classes: Sequence[type] = ()  # anyone may POST: the signature is the check
     # No parsers: the signature covers the raw bytes, so ``request.data`` is never used.
-    parser_classes: Sequence[type] = []
+    parser_classes: Sequence[type] = ()
     renderer_classes = [JSONRenderer]
-    throttle_classes: Sequence[type] = []
+    throttle_classes: Sequence[type] = ()
     content_negotiation_class = AlwaysJSON
     versioning_class = None
+
+    def perform_authentication(self, request: Request) -> None:
+        """No authentication classes, so nothing to do (DRF would build an anonymous user)."""
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
         request.exception_reporter_filter = SecretsFilter()
