@@ -29,3 +29,18 @@ def serve_media_through_urls(monkeypatch: Any) -> None:
     """Django's live server answers MEDIA_URL itself (``static.serve``: no Range); step aside
     so media reaches the example's own view, as it does under ``runserver``."""
     monkeypatch.setattr(_MediaFilesHandler, "_should_handle", lambda self, path: False)
+
+
+#: The superuser the admin browser tests create.
+ROOT_PASSWORD = "pw-root"
+
+
+def admin_page(browser: Any, base_url: str, next_path: str) -> Any:
+    """A 1280 px page signed in to the admin as ``root`` (a superuser the test made), at
+    ``next_path``."""
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.goto(f"{base_url}/admin/login/?next={next_path}")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", ROOT_PASSWORD)
+    page.click("input[type=submit]")
+    return page

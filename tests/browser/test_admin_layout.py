@@ -9,7 +9,7 @@ import pytest
 from tapestry_media.models import Submission, Task
 from tapestry_media.status import Status
 
-from .site import ARTIFACTS
+from .site import ARTIFACTS, admin_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.once, pytest.mark.django_db(transaction=True)]
 
@@ -30,11 +30,7 @@ def test_task_list_metadata_columns_fit_beside_both_sidebars(
             remote_id=f"task_{n:02d}7ba8ab6e602848e1b99f2c4d",
             metadata={**task.metadata, "user_id": "usr_361"},
         )
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/tapestry_media/task/")
-    page.fill("#id_username", "root")
-    page.fill("#id_password", "pw-root")
-    page.click("input[type=submit]")
+    page = admin_page(browser, live_server.url, "/admin/tapestry_media/task/")
     page.wait_for_selector("#result_list")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "admin-tasks-1280.png"))

@@ -13,7 +13,7 @@ from django.utils import timezone
 from tapestry_media.models import Submission, SubmissionStatus, Task
 from tapestry_media.status import Status
 
-from .site import ARTIFACTS
+from .site import ARTIFACTS, admin_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.once, pytest.mark.django_db(transaction=True)]
 
@@ -72,11 +72,7 @@ def test_overview_charts_all_draw_bars_at_1280(
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     django_user_model.objects.create_superuser("root", "root@example.com", "pw-root")
     seed()
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/tapestry_media/task/overview/")
-    page.fill("#id_username", "root")
-    page.fill("#id_password", "pw-root")
-    page.click("input[type=submit]")
+    page = admin_page(browser, live_server.url, "/admin/tapestry_media/task/overview/")
     page.wait_for_selector("svg.tm-chart")
     shot = tmp_path / "admin-overview-1280.png"
     page.screenshot(path=str(shot), full_page=True)
