@@ -39,7 +39,7 @@ def _summary(sqls: list[str]) -> list[str]:
     out = []
     for sql in sqls:
         verb = sql.split()[0].upper()
-        table = re.search(r'(?:FROM|UPDATE|INTO)\s+"?(\w+)"?', sql, re.IGNORECASE)
+        table = re.search(r'(?:FROM|UPDATE|INTO)\s+["`]?(\w+)', sql, re.IGNORECASE)
         out.append(f"{verb} {table.group(1) if table else '?'}")
     return out
 
