@@ -29,14 +29,12 @@ os.environ.setdefault(
     ),
 )
 
-from . import harness
+from . import harness, seed_sql
 
-SEED_SQL = """
-TRUNCATE tapestry_media_webhookevent, tapestry_media_task, tapestry_media_submission
-  RESTART IDENTITY CASCADE;
-INSERT INTO tapestry_media_submission
-  (public_id, file, file_size, content_type, media_kind, title, campaign, source, metadata,
-   status, file_generation, created_at, updated_at, processed_at)
+SEED_SQL = (
+    seed_sql.RESET
+    + seed_sql.INSERT_SUBMISSIONS
+    + """
 SELECT 'sub_' || md5(i::text)::varchar(16), 'tapestry_media/uploads/' || i || '/clip.mp4', 1000000,
        'video/mp4', 'video', 'clip ' || i,
        CASE WHEN i % 10 = 0 THEN 'summer-' || (i % 7) ELSE '' END, '', '{}',
@@ -45,11 +43,9 @@ SELECT 'sub_' || md5(i::text)::varchar(16), 'tapestry_media/uploads/' || i || '/
        0, now() - (%(n)s - i) * interval '311 seconds',
        now() - (%(n)s - i) * interval '311 seconds' + interval '3 minutes', NULL
 FROM generate_series(1, %(n)s) AS i;
-INSERT INTO tapestry_media_task
-  (submission_id, uuid, name, generation, is_primary, kind, input, options, metadata, status,
-   raw_status, backend, remote_id, output, output_url, error, progress, priority, attempt,
-   attempts, retries, next_attempt_at, created_at, updated_at, submitted_at, started_at,
-   finished_at)
+"""
+    + seed_sql.INSERT_TASKS
+    + """
 SELECT s.id, md5(s.id::text || step)::uuid, CASE step WHEN 0 THEN 'video' ELSE 'poster' END, 0,
        step = 0, CASE step WHEN 0 THEN 'video' ELSE 'image' END,
        'https://tapestry-app.com/media/' || s.file, '{"width": 1280, "format": "mp4"}',
@@ -78,6 +74,7 @@ SELECT 'event:evt_' || t.id || '_' || k, 'evt_' || t.id || '_' || k,
        t.status, '{}', '{}', 'ittybit', t.id, t.updated_at, t.updated_at, 1, t.updated_at, ''
 FROM tapestry_media_task t CROSS JOIN generate_series(0, 1) AS k WHERE t.remote_id IS NOT NULL;
 """
+)
 
 
 def seed(submissions: int) -> None:

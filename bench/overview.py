@@ -19,19 +19,17 @@ import os
 import statistics
 import time
 
-from . import admin_search
+from . import admin_search, seed_sql
 
 DATABASE_URL = os.environ.get(
     "BENCH_OVERVIEW_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tm_overview_bench"
 )
 TARGET_MS = 300
 
-SEED_SQL = """
-TRUNCATE tapestry_media_webhookevent, tapestry_media_task, tapestry_media_submission
-  RESTART IDENTITY CASCADE;
-INSERT INTO tapestry_media_submission
-  (public_id, file, file_size, content_type, media_kind, title, campaign, source, metadata,
-   status, file_generation, created_at, updated_at, processed_at)
+SEED_SQL = (
+    seed_sql.RESET
+    + seed_sql.INSERT_SUBMISSIONS
+    + """
 SELECT 'sub_' || md5(i::text)::varchar(16), 'tapestry_media/uploads/' || i || '/clip.mp4', 1000000,
        'video/mp4', 'video', 'clip ' || i, '', '', '{}', t.status, 0, t.created,
        t.created + interval '1 second' * t.took,
@@ -45,11 +43,9 @@ CROSS JOIN LATERAL (SELECT
     CASE WHEN i > %(n)s - 120 THEN 'processing' WHEN i > %(n)s - 160 THEN 'pending'
          WHEN i % 67 = 0 THEN 'failed' WHEN i % 97 = 0 THEN 'partial' ELSE 'ready' END AS status
   ) AS t;
-INSERT INTO tapestry_media_task
-  (submission_id, uuid, name, generation, is_primary, kind, input, options, metadata, status,
-   raw_status, backend, remote_id, output, output_url, error, progress, priority, attempt,
-   attempts, retries, next_attempt_at, created_at, updated_at, submitted_at, started_at,
-   finished_at)
+"""
+    + seed_sql.INSERT_TASKS
+    + """
 SELECT s.id, md5(s.id::text || step)::uuid, CASE step WHEN 0 THEN 'video' ELSE 'poster' END, 0,
        step = 0, CASE step WHEN 0 THEN 'video' ELSE 'image' END,
        'https://tapestry-app.com/media/' || s.file, '{"width": 1280, "format": "mp4"}',
@@ -72,6 +68,7 @@ CROSS JOIN LATERAL (SELECT CASE
     WHEN (s.id + step) % 331 = 0 THEN 'pending'
     ELSE 'succeeded' END AS status) AS t;
 """
+)
 
 
 def seed(submissions: int, again: bool) -> None:
