@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import calendar
+import contextlib
 import hashlib
 import hmac
 import io
@@ -16,12 +17,14 @@ import socket
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -32,6 +35,8 @@ from werkzeug.formparser import parse_form_data
 from werkzeug.serving import make_server
 
 REGION = "us-east-1"
+#: In the User-Agent of the harness's own client (``S3Server.client``): not counted as the app's.
+HARNESS = "tapestry-test-harness"
 KEY_ID = "tapestry-test-key"
 SECRET = "tapestry-test-secret"
 EXPIRED = (
@@ -204,11 +209,73 @@ class CopySourceIfMatch:
         return self.app(environ, start_response)
 
 
+def operation(method: str, path: str, query: dict[str, list[str]], headers: dict[str, str]) -> str:
+    """The S3 API operation a path-style request is (the names boto3 gives them)."""
+    on_key = "/" in path.strip("/")
+    part = "partNumber" in query
+    if method == "HEAD":
+        return "HeadObject" if on_key else "HeadBucket"
+    if method == "GET" and not on_key:
+        return "ListObjectsV2" if query.get("list-type") == ["2"] else "ListObjects"
+    if method == "GET":
+        return "ListParts" if "uploadId" in query else "GetObject"
+    if method == "PUT" and not on_key:
+        return "CreateBucket"
+    if method == "PUT" and "x-amz-copy-source" in headers:
+        return "UploadPartCopy" if part else "CopyObject"
+    if method == "PUT":
+        return "UploadPart" if part else "PutObject"
+    if method == "POST" and not on_key:
+        return "DeleteObjects" if "delete" in query else "PostObject"  # a browser form upload
+    if method == "POST":
+        return "CreateMultipartUpload" if "uploads" in query else "CompleteMultipartUpload"
+    if method == "DELETE":
+        if not on_key:
+            return "DeleteBucket"
+        return "AbortMultipartUpload" if "uploadId" in query else "DeleteObject"
+    return f"{method} {path}"
+
+
+class CountRequests:
+    """WSGI: while a :meth:`counting` block runs, the requests that reach S3 (refused ones
+    too: each is a round trip, and S3 bills it), by operation; the harness's own are left out."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+        self.counts: Counter[str] | None = None
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        counts = self.counts
+        if counts is not None and HARNESS not in environ.get("HTTP_USER_AGENT", ""):
+            headers = {
+                k[5:].replace("_", "-").lower(): str(v)
+                for k, v in environ.items()
+                if k[:5] == "HTTP_"
+            }
+            query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+            name = operation(
+                environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), query, headers
+            )
+            with self.lock:
+                counts[name] += 1
+        return self.app(environ, start_response)
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[Counter[str]]:
+        self.counts = Counter()
+        try:
+            yield self.counts
+        finally:
+            self.counts = None
+
+
 class S3Server:
     def __init__(self) -> None:
         self.posts = EnforcePostPolicy(DomainDispatcherApplication(create_backend_app))
         self.outage = Outage(CopySourceIfMatch(self.posts, self.etag_of))
-        self.app = RefuseExpired(self.outage)
+        self.requests = CountRequests(RefuseExpired(self.outage))
+        self.app = self.requests
         self.server = make_server(
             "127.0.0.1", 0, self.app, threaded=True, request_handler=MotoRequestHandler
         )
@@ -232,6 +299,7 @@ class S3Server:
             region_name=REGION,
             aws_access_key_id=KEY_ID,
             aws_secret_access_key=SECRET,
+            config=Config(user_agent_extra=HARNESS),
         )
 
     def etag_of(self, bucket: str, key: str) -> str | None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from tapestry_media.backends import TaskSpec, get_backend
+from tapestry_media.conf import get_settings
 from tapestry_media.local import run as local_run
 from tapestry_media.models import LocalJob, Submission, Task, WebhookEvent
 from tapestry_media.signals import task_failed, task_succeeded, task_updated
@@ -189,3 +192,54 @@ def test_abandoned_job_is_run_again_after_its_lease(clip, django_capture_on_comm
     job.refresh_from_db()
     assert job.state == LocalJob.State.SUCCEEDED
     assert job.runs == 2
+
+
+class LazyRemoteStorage:
+    """A remote storage (no ``path()``) whose ``open()`` always succeeds: a missing file fails
+    only when read, with the storage's own error (as Azure's does)."""
+
+    class NotFound(Exception):
+        pass
+
+    def __init__(self, stored: bool) -> None:
+        self.stored = stored
+        self.exists_calls = 0
+
+    def path(self, name: str) -> str:
+        raise NotImplementedError
+
+    def exists(self, name: str) -> bool:
+        self.exists_calls += 1
+        return self.stored
+
+    def open(self, name: str, mode: str) -> Any:
+        storage = self
+
+        class Lazy(io.BytesIO):
+            def read(self, *args: Any) -> bytes:
+                if not storage.stored:
+                    raise LazyRemoteStorage.NotFound(name)
+                raise OSError("connection reset")
+
+        return Lazy()
+
+
+@pytest.mark.parametrize("stored", [False, True])
+def test_a_remote_read_that_fails_asks_whether_the_input_is_there(
+    stored, tmp_path, monkeypatch
+) -> None:
+    """The copy of a remote input does not ask ``exists()`` first; a failed read does, so a
+    missing file is still ``input_missing`` whatever error the storage raised."""
+    storage = LazyRemoteStorage(stored)
+    monkeypatch.setattr(local_run, "default_storage", storage)
+    expected = OSError if stored else FileNotFoundError
+    config = get_settings()
+    with pytest.raises(expected) as raised, local_run.local_input("in/clip.mp4", tmp_path, config):
+        pytest.fail("no input to run on")
+    assert storage.exists_calls == 1
+    if stored:  # there, but unreadable: the storage's error, not "missing"
+        assert str(raised.value) == "connection reset"
+    else:
+        assert str(raised.value) == "the input 'in/clip.mp4' is not in the default storage"
+        assert isinstance(raised.value.__cause__, LazyRemoteStorage.NotFound)
+        assert local_run._error_kind(raised.value) == "input_missing"

@@ -89,12 +89,7 @@ class LocalBackend(BaseBackend):
                 raise PermanentBackendError(
                     f"the local engine does not fetch {scheme}: URLs", kind="input_refused"
                 )
-        elif _outside_storage(spec.input):
-            raise PermanentBackendError(
-                f"the input {spec.input!r} is not a name inside the default storage",
-                kind="input_refused",
-            )
-        elif not default_storage.exists(spec.input):
+        elif not _stored(spec.input):
             raise PermanentBackendError(
                 f"the input {spec.input!r} is not in the default storage", kind="input_missing"
             )
@@ -104,16 +99,19 @@ class LocalBackend(BaseBackend):
         return parse_task(task_object(job))
 
 
-def _outside_storage(name: str) -> bool:
-    """An absolute name or one with ``..``, refused before any storage (S3 too) sees it."""
+def _stored(name: str) -> bool:
+    """Whether the default storage holds ``name``: one ``exists()``, a HEAD request on S3.
+    Raises ``input_refused`` for a name outside the storage: absolute or with ``..`` (before
+    any storage sees it), or one the storage refuses (``SuspiciousOperation``)."""
     parts = name.replace("\\", "/").split("/")
-    if name.startswith(("/", "\\")) or "\0" in name or ".." in parts:
-        return True
-    try:
-        default_storage.exists(name)
-    except SuspiciousOperation:
-        return True
-    return False
+    if not (name.startswith(("/", "\\")) or "\0" in name or ".." in parts):
+        try:
+            return default_storage.exists(name)
+        except SuspiciousOperation:
+            pass
+    raise PermanentBackendError(
+        f"the input {name!r} is not a name inside the default storage", kind="input_refused"
+    )
 
 
 def is_abandoned(job: LocalJob, lease_seconds: int) -> bool:

@@ -147,18 +147,39 @@ def local_input(value: str, workdir: str, config: Settings) -> Iterator[str]:
             fetch(value, handle, config=config)
         yield target
         return
-    if not default_storage.exists(value):  # SuspiciousOperation for a name outside storage
-        raise FileNotFoundError(f"the input {value!r} is not in the default storage")
     try:
-        yield default_storage.path(value)
-        return
+        path = default_storage.path(value)  # SuspiciousOperation for a name outside storage
     except NotImplementedError:  # remote storage (S3…): copy it down
-        pass
-    target = os.path.join(workdir, "input" + _suffix(value))
-    with default_storage.open(value, "rb") as source, open(target, "wb") as handle:
-        for chunk in iter(lambda: source.read(1024 * 1024), b""):
-            handle.write(chunk)
-    yield target
+        yield copy_down(value, os.path.join(workdir, "input" + _suffix(value)))
+        return
+    if not default_storage.exists(value):
+        raise FileNotFoundError(_missing(value))
+    yield path
+
+
+def copy_down(value: str, target: str) -> str:
+    """Copy the stored ``value`` to the local ``target``. No ``exists()`` first: opening a
+    missing file fails (on S3 the HEAD django-storages makes when it opens one, a second
+    request for what ``exists()`` would ask), and only a failure asks the storage whether the
+    file is there, to say so as ``FileNotFoundError``."""
+    with open(target, "wb") as handle:
+        try:
+            with default_storage.open(value, "rb") as source:
+                for chunk in iter(lambda: source.read(1024 * 1024), b""):
+                    handle.write(chunk)
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(_missing(value)) from exc
+        except SuspiciousOperation:
+            raise
+        except Exception as exc:  # a storage that raises its own error for a missing file
+            if not default_storage.exists(value):
+                raise FileNotFoundError(_missing(value)) from exc
+            raise
+    return target
+
+
+def _missing(value: str) -> str:
+    return f"the input {value!r} is not in the default storage"
 
 
 def store(job: LocalJob, result: engine.EngineResult, config: Settings) -> dict[str, Any]:
