@@ -38,6 +38,7 @@ MEDIA_ROOT = Path(os.environ.get("BENCH_MEDIA_ROOT", "/tmp/tapestry-bench-media"
 WEBHOOK_PATH = "/tapestry/webhooks/ittybit/"
 BARE_PATH = "/bench/peer/bare/"
 DRF_PATH = "/bench/peer/drf/"
+UPLOAD_PATH = "/bench/peer/upload/"
 
 
 def environment(**extra: str) -> dict[str, str]:
@@ -106,6 +107,7 @@ def reset_tables() -> None:
         "django_tasks_database_dbtaskresult",
         "bench_minimal_peertask",
         "bench_minimal_peerevent",
+        "bench_minimal_peerupload",
     ]
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
@@ -378,17 +380,24 @@ def seed_tasks(count: int, *, prefix: str, steps: int = 2, remote_ids: bool = Tr
     return Task.objects.bulk_create(tasks, batch_size=2000)
 
 
-def seed_peer_tasks(count: int, *, prefix: str) -> list[Any]:
-    """``count`` pending rows in the peers' own minimal task table (``bench/minimal``)."""
+def seed_peer_tasks(count: int, *, prefix: str, uploads: bool = False) -> list[Any]:
+    """``count`` pending rows in the peers' own minimal task table (``bench/minimal``); with
+    ``uploads``, each in an upload of its own, ``processing``."""
     from django.utils import timezone
 
-    from bench.minimal.models import PeerTask
+    from bench.minimal.models import PeerTask, PeerUpload
 
     now = timezone.now()
+    parents: list[Any] = [None] * count
+    if uploads:
+        parents = PeerUpload.objects.bulk_create(
+            (PeerUpload(status="processing", updated_at=now) for _ in range(count)),
+            batch_size=2000,
+        )
     return PeerTask.objects.bulk_create(
         (
-            PeerTask(remote_id=f"peer_{prefix}_{i}", status="pending", updated_at=now)
-            for i in range(count)
+            PeerTask(remote_id=f"peer_{prefix}_{i}", status="pending", updated_at=now, upload=up)
+            for i, up in enumerate(parents)
         ),
         batch_size=2000,
     )

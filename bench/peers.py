@@ -9,6 +9,9 @@ PostgreSQL database:
   event table (unique key) and a locked UPDATE of a minimal task table (``bench/views.py``,
   ``bench/minimal``: the host's own tables, not the app's);
 * ``drf`` — a DRF ``APIView`` doing the same;
+* ``upload`` — the bare view of a host that also keeps an upload status per task, as the app
+  does (each task in an upload of its own; the upload locked, its tasks read, its status
+  written: the app's write-skew guard, in the host's own tables);
 * ``app`` — the app's endpoint (``/tapestry/webhooks/ittybit/``).
 
 Each run: the side's tables are emptied and 10,000 pending tasks preloaded (for the app one
@@ -48,6 +51,7 @@ LUA = Path(__file__).with_name("deliveries.lua")
 SIDES: dict[str, tuple[str, tuple[str, ...]]] = {
     "bare": (harness.BARE_PATH, ("bench_minimal_peertask",)),
     "drf": (harness.DRF_PATH, ("bench_minimal_peertask",)),
+    "upload": (harness.UPLOAD_PATH, ("bench_minimal_peertask", "bench_minimal_peerupload")),
     "app": (harness.WEBHOOK_PATH, ("tapestry_media_task", "tapestry_media_submission")),
 }
 
@@ -95,7 +99,7 @@ def bench_cpu() -> int:
 
 @dataclass(frozen=True)
 class Variant:
-    """A side as named on the command line: ``bare``, ``drf``, ``app``, or the app with
+    """A side as named on the command line: ``bare``, ``drf``, ``upload``, ``app``, or the app with
     modifiers — ``app+ff90`` (its task and submission tables at fillfactor 90), ``app+oldindexes``
     (with the indexes migration 0007 dropped, as before it)."""
 
@@ -115,7 +119,9 @@ def split_side(side: str) -> Variant:
         else:
             name = ""
     if name not in SIDES or (modifiers and name != "app"):
-        raise SystemExit(f"unknown side {side!r}: bare, drf, app, app+ff<N>, app+oldindexes")
+        raise SystemExit(
+            f"unknown side {side!r}: bare, drf, upload, app, app+ff<N>, app+oldindexes"
+        )
     return Variant(name, fillfactor, old_indexes)
 
 
@@ -168,7 +174,7 @@ def prepare_side(side: str, tasks: int, prefix: str, directory: Path) -> Path:
     if variant.name == "app":
         rows = harness.seed_tasks(tasks, prefix=prefix, steps=1)
     else:
-        rows = harness.seed_peer_tasks(tasks, prefix=prefix)
+        rows = harness.seed_peer_tasks(tasks, prefix=prefix, uploads=variant.name == "upload")
     path = directory / f"{prefix}.txt"
     with path.open("wb") as handle:
         for row in rows:
@@ -276,6 +282,8 @@ def _measure(
     db_cpu = sum(cpu_after[p] - cpu_before.get(p, 0.0) for p in backends if p in cpu_after)
     wall = result["duration_us"] / 1e6
     hot = _updates_after(tables, before_updates, answered)
+    if split_side(side).name == "upload":
+        _check_uploads(answered)
     return Run(
         side=side,
         rate=answered / wall,
@@ -308,6 +316,17 @@ def _updates_after(
         time.sleep(1.2)
 
 
+def _check_uploads(answered: int) -> None:
+    """The upload peer did its job: every upload whose task succeeded is ``ready`` (one task
+    per upload here), at least one per answered delivery."""
+    from bench.minimal.models import PeerUpload
+
+    behind = PeerUpload.objects.filter(status="processing", peertask__status="succeeded").count()
+    ready = PeerUpload.objects.filter(status="ready").count()
+    if behind or ready < answered:
+        raise AssertionError(f"upload: {behind} uploads behind their task, {ready} ready")
+
+
 def hot_share(runs: list[Run], table: str) -> float:
     hot = sum(r.hot[table][0] for r in runs)
     updates = sum(r.hot[table][1] for r in runs)
@@ -316,7 +335,7 @@ def hot_share(runs: list[Run], table: str) -> float:
 
 def run(
     *, rounds: int = 5, seconds: float = 8.0, tasks: int = 10_000, connections: int = 16,
-    sides: tuple[str, ...] = ("bare", "drf", "app"), synchronous_commit: str = "on",
+    sides: tuple[str, ...] = ("bare", "drf", "upload", "app"), synchronous_commit: str = "on",
     say: Any = print,
 ) -> dict[str, Any]:  # fmt: skip
     ensure_wrk()
@@ -344,7 +363,7 @@ def run(
                 runs[side].append(r)
                 hot = ", ".join(f"{t.rsplit('_', 1)[1]} HOT {h}/{u}" for t, (h, u) in r.hot.items())
                 say(
-                    f"  peers round {round_ + 1} {side:<4} {r.rate:7.1f} req/s  p50 "
+                    f"  peers round {round_ + 1} {side:<6} {r.rate:7.1f} req/s  p50 "
                     f"{r.p50_ms:5.1f} ms  p99 {r.p99_ms:6.1f} ms  CPU/delivery: gunicorn "
                     f"{r.app_cpu_ms:5.2f} ms, PostgreSQL {r.db_cpu_ms:5.2f} ms; {hot}; "
                     f"others {r.other_cores:.2f} cores",
@@ -363,7 +382,7 @@ def summarize(runs: dict[str, list[Run]], config: dict[str, Any]) -> dict[str, A
     for side, mine in runs.items():
         if split_side(side).name != "app":
             continue
-        for peer in ("bare", "drf"):
+        for peer in ("bare", "drf", "upload"):
             if peer not in runs:
                 continue
             theirs = runs[peer]
@@ -379,10 +398,9 @@ def summarize(runs: dict[str, list[Run]], config: dict[str, Any]) -> dict[str, A
                 / statistics.median(a.app_cpu_ms + a.db_cpu_ms for a in mine),
             }
         out["hot"][side] = {t: hot_share(mine, t) for t in SIDES["app"][1]}
-    if "bare" in runs:
-        out["hot"]["bare"] = {
-            "bench_minimal_peertask": hot_share(runs["bare"], "bench_minimal_peertask")
-        }
+    for peer in ("bare", "upload"):
+        if peer in runs:
+            out["hot"][peer] = {t: hot_share(runs[peer], t) for t in SIDES[peer][1]}
     return out
 
 
@@ -390,7 +408,7 @@ def report(result: dict[str, Any]) -> list[str]:
     lines = []
     for side, runs in result["runs"].items():
         lines.append(
-            f"{side:<4} {harness.spread([r.rate for r in runs])} req/s;"
+            f"{side:<6} {harness.spread([r.rate for r in runs])} req/s;"
             f" p50 {harness.spread([r.p50_ms for r in runs])} ms,"
             f" p99 {harness.spread([r.p99_ms for r in runs])} ms;"
             f" CPU per delivery: gunicorn {harness.spread([r.app_cpu_ms for r in runs], '{:.2f}')}"
@@ -425,7 +443,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--sides", default="bare,drf,app", help="also app+ff<N>, app+oldindexes")
+    parser.add_argument(
+        "--sides", default="bare,drf,upload,app", help="also app+ff<N>, app+oldindexes"
+    )
     parser.add_argument("--nice", type=int, default=NICE)
     parser.add_argument(
         "--synchronous-commit", default="on", choices=("on", "off"),

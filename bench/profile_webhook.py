@@ -13,10 +13,10 @@ request. Deliveries run one at a time, so the HOT share is an upper bound of the
 
 The bodies are built and signed before any measurement, so every figure covers the requests
 alone. Python function calls per delivery (cProfile's count: the same in every run, whatever
-the load) are printed for the app and for both peers (``bench/views.py``: the bare view and
-the DRF view), the floor the app is compared with; ``--top N`` lists the app's N functions
-with the most own time per delivery, ``--save DIR`` keeps each side's profile
-(``DIR/<side>.pstats``, for ``python -m pstats``).
+the load) are printed for the app and for the peers (``bench/views.py``: the bare view, the
+DRF view and the bare view keeping an upload status), the floor the app is compared with;
+``--top N`` lists the app's N functions with the most own time per delivery, ``--save DIR``
+keeps each side's profile (``DIR/<side>.pstats``, for ``python -m pstats``).
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ UPDATED = {
     harness.WEBHOOK_PATH: ("tapestry_media_task", "tapestry_media_submission"),
     harness.BARE_PATH: ("bench_minimal_peertask",),
     harness.DRF_PATH: ("bench_minimal_peertask",),
+    harness.UPLOAD_PATH: ("bench_minimal_peertask", "bench_minimal_peerupload"),
 }
 
 
@@ -135,7 +136,8 @@ def statements(client: Any, path: str, rows: list[Delivery]) -> float:
 def seed(path: str, count: int, prefix: str) -> list[Delivery]:
     if path == harness.WEBHOOK_PATH:
         return prepared(harness.seed_tasks(count, prefix=prefix, steps=1))
-    return prepared(harness.seed_peer_tasks(count, prefix=prefix))
+    uploads = path == harness.UPLOAD_PATH
+    return prepared(harness.seed_peer_tasks(count, prefix=prefix, uploads=uploads))
 
 
 def profiled(client: Any, path: str, deliveries: list[Delivery]) -> pstats.Stats:
@@ -199,7 +201,12 @@ def main() -> None:
     client = Client(SERVER_NAME="localhost")
     n = args.requests
     calls: dict[str, float] = {}
-    sides = (("app", harness.WEBHOOK_PATH), ("bare", harness.BARE_PATH), ("drf", harness.DRF_PATH))
+    sides = (
+        ("app", harness.WEBHOOK_PATH),
+        ("bare", harness.BARE_PATH),
+        ("drf", harness.DRF_PATH),
+        ("upload", harness.UPLOAD_PATH),
+    )
     for name, path in sides:
         deliver(client, path, seed(path, 50, f"warm{name}"))
         rows = seed(path, (args.rounds + 2) * n, name)
@@ -230,7 +237,8 @@ def main() -> None:
     print(
         f"calls per delivery: app {calls['app']:.0f}, bare {calls['bare']:.0f}"
         f" ({calls['app'] / calls['bare']:.2f}x), drf {calls['drf']:.0f}"
-        f" ({calls['app'] / calls['drf']:.2f}x)"
+        f" ({calls['app'] / calls['drf']:.2f}x), upload {calls['upload']:.0f}"
+        f" ({calls['app'] / calls['upload']:.2f}x)"
     )
     print("(profiled: cProfile's own overhead inflates every figure about equally)")
 

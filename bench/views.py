@@ -6,6 +6,11 @@ event table (its unique key refuses a repeat) and lock and update a minimal task
 (``bench/minimal/models.py``) — the host's own tables, never the app's. ``bare_webhook`` is a
 plain Django view, ``DRFWebhook`` a DRF ``APIView`` doing the same. No forward-only merge, no
 submission, no signals: the floor a host would compare the app against.
+
+``upload_webhook`` is the bare view of a host that also keeps each upload's status, as the app
+does: in the same transaction, after the task, it locks the task's upload, reads the statuses of
+the upload's tasks and writes the upload's status if it changed. The lock comes before the read,
+so two tasks of one upload finishing at once cannot each miss the other (write skew).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .minimal.models import PeerEvent, PeerTask
+from .minimal.models import PeerEvent, PeerTask, PeerUpload
 
 
 def _signed(body: bytes, signature: str) -> bool:
@@ -32,8 +37,28 @@ def _signed(body: bytes, signature: str) -> bool:
     return hmac.compare_digest(hmac.new(secret, body, hashlib.sha256).hexdigest(), signature)
 
 
-def _apply(body: bytes) -> tuple[int, dict[str, str]]:
-    """Store the delivery and apply it to its task in one transaction: (HTTP status, answer)."""
+def upload_status(statuses: set[str]) -> str:
+    """An upload's status from its tasks' statuses."""
+    if statuses <= {"succeeded"}:
+        return "ready"
+    if not statuses <= {"succeeded", "failed", "cancelled"}:
+        return "processing"
+    return "partial" if "succeeded" in statuses else "failed"
+
+
+def _refresh_upload(upload_id: int, now: Any) -> None:
+    upload = PeerUpload.objects.select_for_update().get(pk=upload_id)
+    statuses = set(PeerTask.objects.filter(upload_id=upload_id).values_list("status", flat=True))
+    status = upload_status(statuses)
+    if status != upload.status:
+        upload.status = status
+        upload.updated_at = now
+        upload.save(update_fields=("status", "updated_at"))
+
+
+def _apply(body: bytes, *, uploads: bool = False) -> tuple[int, dict[str, str]]:
+    """Store the delivery and apply it to its task (and with ``uploads`` its upload) in one
+    transaction: (HTTP status, answer)."""
     try:
         task = json.loads(body)
         remote_id, status = str(task["id"]), str(task["status"])
@@ -60,6 +85,8 @@ def _apply(body: bytes) -> tuple[int, dict[str, str]]:
             row.save(
                 update_fields=("status", "progress", "output_url", "updated_at", "finished_at")
             )
+            if uploads and row.upload_id is not None:
+                _refresh_upload(row.upload_id, now)
     except IntegrityError:
         return 200, {"status": "duplicate"}
     except LookupError:
@@ -67,15 +94,24 @@ def _apply(body: bytes) -> tuple[int, dict[str, str]]:
     return 200, {"status": "applied"}
 
 
-@csrf_exempt
-def bare_webhook(request: HttpRequest) -> HttpResponse:
+def _plain(request: HttpRequest, *, uploads: bool) -> HttpResponse:
     if request.method != "POST":
         return JsonResponse({"detail": "POST only"}, status=405)
     body = request.body
     if not _signed(body, request.headers.get("Ittybit-Signature", "")):
         return JsonResponse({"detail": "bad signature"}, status=401)
-    status, answer = _apply(body)
+    status, answer = _apply(body, uploads=uploads)
     return JsonResponse(answer, status=status)
+
+
+@csrf_exempt
+def bare_webhook(request: HttpRequest) -> HttpResponse:
+    return _plain(request, uploads=False)
+
+
+@csrf_exempt
+def upload_webhook(request: HttpRequest) -> HttpResponse:
+    return _plain(request, uploads=True)
 
 
 class DRFWebhook(APIView):

@@ -1,7 +1,8 @@
 """Minimal tables for the peers of the webhook benchmark (``bench/views.py``).
 
 A task row and an event row as a host's own webhook receiver would keep them: the event's unique
-key dedups deliveries, the task is found by its remote id. Unique *constraints* rather than
+key dedups deliveries, the task is found by its remote id; for the ``upload`` peer, an upload row
+whose status follows its tasks'. Unique *constraints* rather than
 ``unique=True``, so PostgreSQL gets one index each and no ``varchar_pattern_ops`` copy: an event
 insert maintains 2 index entries, a task update none when it is HOT (no indexed column changes).
 """
@@ -11,7 +12,16 @@ from __future__ import annotations
 from django.db import models
 
 
+class PeerUpload(models.Model):
+    status = models.CharField(max_length=12)
+    updated_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"upload {self.pk}"
+
+
 class PeerTask(models.Model):
+    upload = models.ForeignKey(PeerUpload, null=True, on_delete=models.CASCADE)
     remote_id = models.CharField(max_length=128)
     status = models.CharField(max_length=12)
     progress = models.PositiveSmallIntegerField(null=True)
