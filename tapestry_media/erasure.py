@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,7 @@ from django.db import connections, models, router, transaction
 from django.db.models.functions import Cast
 
 from . import metadata as md
+from . import receivers
 from .api.outputs import stored_names
 from .conf import get_settings
 from .database import retry_on_conflict
@@ -104,10 +106,15 @@ class Report:
         return sum(self.files.values())
 
     def summary(self) -> str:
+        """For the operator who asked (the command's output, the admin's message)."""
+        return f"usr_{self.user_pk}: {self.counts()}"
+
+    def counts(self) -> str:
+        """What was erased, naming no one: the log line."""
         deleted = "would be deleted" if self.dry_run else "deleted"
         scrubbed = ", ".join(f"{n} {label}" for label, n in sorted(self.scrubbed.items()))
         return (
-            f"usr_{self.user_pk}: {self.submissions} submission(s), {self.tasks} task(s), "
+            f"{self.submissions} submission(s), {self.tasks} task(s), "
             f"{self.local_jobs} local engine job(s), {self.events} webhook event(s) {deleted}; "
             f"{len(self.files)} file(s), {self.bytes} bytes {deleted}; rows scrubbed: "
             f"{scrubbed or 'none'}" + (" (dry run)" if self.dry_run else "")
@@ -282,21 +289,41 @@ def _remote_ids(remote_id: str | None, attempts: Any) -> set[str]:
 def stored_files(found: Found) -> dict[str, int]:
     """Every stored file of the user's rows and folders that exists, with its size."""
     sizes = {}
+    refused: list[BaseException] = []
     for name in sorted(found.files):
         try:
             if default_storage.exists(name):
                 sizes[name] = default_storage.size(name)
-        except Exception:  # a name the storage refuses (outside its root): not ours to delete
-            logger.warning("erase: cannot look at stored file %r", name, exc_info=True)
+        except Exception as exc:  # a name the storage refuses (outside its root): not ours
+            refused.append(exc)
+    if refused:
+        logger.warning(
+            "erase: %d stored file(s) could not be looked at and are left in place (%s)",
+            len(refused), _kinds(refused),
+        )  # fmt: skip
     return sizes
 
 
 def delete_files(names: Iterable[str]) -> None:
+    failed: list[BaseException] = []
     for name in names:
         try:
             default_storage.delete(name)
-        except Exception:
-            logger.exception("erase: could not delete %s", name)
+        except Exception as exc:
+            failed.append(exc)
+    if failed:
+        logger.error(
+            "erase: %d stored file(s) could not be deleted (%s); no row points to them any "
+            "more, so `prune --orphans` deletes them",
+            len(failed), _kinds(failed),
+        )  # fmt: skip
+
+
+def _kinds(errors: list[BaseException]) -> str:
+    """The exceptions' classes and counts: their messages and tracebacks may name the file,
+    which the logs of an erasure must not."""
+    counts = Counter(type(exc).__name__ for exc in errors)
+    return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
 
 
 # --- 3. delete ----------------------------------------------------------------------------------
@@ -312,8 +339,9 @@ def delete_rows(found: Found, alias: str) -> None:
         LocalJob.objects.using(alias).filter(pk__in=chunk).delete()
     for chunk in _chunks(found.tasks, _BATCH):
         Task.objects.using(alias).filter(pk__in=chunk).delete()
-    for chunk in _chunks(found.submissions, _BATCH):
-        Submission.objects.using(alias).filter(pk__in=chunk).delete()
+    with receivers.files_deleted_by_caller():  # after commit, by delete_files
+        for chunk in _chunks(found.submissions, _BATCH):
+            Submission.objects.using(alias).filter(pk__in=chunk).delete()
 
 
 # --- 4. scrub -----------------------------------------------------------------------------------
@@ -513,7 +541,8 @@ def erase(
 
     report = retry_on_conflict(run, alias=alias)
     if not dry_run:
-        logger.info("erased %s", report.summary())
+        # Counts only: after an erasure the logs must not name the user (pk, username, files).
+        logger.info("erased a user's data: %s", report.counts())
     return report
 
 

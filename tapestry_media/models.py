@@ -122,6 +122,11 @@ class Submission(models.Model):
         verbose_name = _("submission")
         verbose_name_plural = _("submissions")
         ordering = ("-created_at", "-pk")
+        indexes = [
+            # The API's task input by file name (``api.views.own_submission``). No webhook
+            # update writes ``file``: those updates stay HOT (migration 0011).
+            models.Index(fields=("file",), name="tapestry_submission_file_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.title or self.public_id

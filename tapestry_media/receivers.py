@@ -4,6 +4,9 @@ what saving an upload does is :mod:`tapestry_media.uploads`, read top to bottom.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from django.core.files.storage import default_storage
@@ -14,6 +17,8 @@ from .api.outputs import stored_names
 from .models import Submission, Task
 
 logger = logging.getLogger("tapestry_media.receivers")
+
+_caller_deletes_files: ContextVar[bool] = ContextVar("tapestry_media_caller_deletes_files")
 
 
 def prepare_upload(
@@ -32,9 +37,22 @@ def submit_upload(
         uploads.on_upload_saved(instance)
 
 
+@contextmanager
+def files_deleted_by_caller() -> Iterator[None]:
+    """Submissions deleted inside leave their files to the caller (erasure deletes them, and
+    logs no file name): :func:`delete_files` does nothing."""
+    token = _caller_deletes_files.set(True)
+    try:
+        yield
+    finally:
+        _caller_deletes_files.reset(token)
+
+
 def delete_files(sender: type[Submission], instance: Submission, **kwargs: Any) -> None:
     """pre_delete: remove the upload and the local engine's outputs once the delete commits.
     Only ``Storage.delete`` is used, so a storage without ``path()`` (S3) works too."""
+    if _caller_deletes_files.get(False):
+        return
     names = [instance.file.name] if instance.file and instance.file.name else []
     rows = Task.objects.filter(submission_id=instance.pk).values_list("backend", "output")
     for backend, output in rows:

@@ -7,19 +7,22 @@ the rows and files are the ones production writes."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 from io import StringIO
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.exceptions import SuspiciousFileOperation
+from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
 import tapestry_media
-from tapestry_media import erasure
+from tapestry_media import erasure, receivers
 from tapestry_media.models import LocalJob, Submission, Task, WebhookEvent
 from tapestry_media.testing.jobs import enqueued_names, run_jobs
 
@@ -303,3 +306,63 @@ def test_anchors_skip_the_words_every_file_name_shares() -> None:
     row = f"https://cdn.test/media/{name}?sig=1"
     assert pattern.search(row)
     assert erasure.anchors({name}) <= set(re.findall(r"\w+", row))
+
+
+class Refusing:
+    """The default storage, but looking at one name and deleting another fail, with messages
+    naming the file, as storages' errors do."""
+
+    def __init__(self, storage, *, look: str, delete: str) -> None:
+        self.storage, self.look, self.refused_delete = storage, look, delete
+        self.raised: list[str] = []
+
+    def __getattr__(self, name: str):
+        return getattr(self.storage, name)
+
+    def exists(self, name: str) -> bool:
+        if name == self.look:
+            self.raised.append(name)
+            raise SuspiciousFileOperation(f"{name} is outside the storage's root")
+        return self.storage.exists(name)
+
+    def delete(self, name: str) -> None:
+        if name == self.refused_delete:
+            self.raised.append(name)
+            raise PermissionError(f"[Errno 13] Permission denied: '{name}'")
+        self.storage.delete(name)
+
+
+def test_the_logs_of_an_erasure_name_no_one(world, erase, caplog, monkeypatch) -> None:
+    """After an erasure the app's log records (message, arguments, traceback) hold no
+    identifier of the user: counts only, also when stored files cannot be looked at or
+    deleted."""
+    traces = world.traces(world.erin, world.erin_subs, [world.api_task])
+    # Positive control: the user's pk token, username and file names are in the rows.
+    assert present(traces, dump(), stored()) == traces
+    assert {f"usr_{ERIN}", "erin-k7", world.erin_subs[1].file.name} <= traces
+    output = world.api_task.output["storage_name"]
+    storage = Refusing(default_storage._wrapped, look=output, delete=world.erin_subs[1].file.name)
+    monkeypatch.setattr(erasure, "default_storage", storage)
+    monkeypatch.setattr(receivers, "default_storage", storage)  # the pre_delete receiver's
+    caplog.set_level(logging.DEBUG)
+
+    erase("--user", "erin-k7", "--dry-run")
+    out = erase("--user", "erin-k7")
+
+    assert f"usr_{ERIN}: 2 submission(s)" in out  # the operator who asked is told whom
+    assert present(traces, dump(), {}) == set()
+    records = [r for r in caplog.records if r.name.startswith("tapestry_media")]
+    formatter = logging.Formatter()
+    for record in records:
+        parts = [record.getMessage(), repr(record.args)]
+        if record.exc_info:
+            parts.append(formatter.formatException(record.exc_info))
+        assert present(traces, "\n".join(parts), {}) == set(), parts
+    messages = [r.getMessage() for r in records]
+    looked = "erase: 1 stored file(s) could not be looked at and are left in place"
+    assert f"{looked} (1 SuspiciousFileOperation)" in messages
+    deleted = "erase: 1 stored file(s) could not be deleted (1 PermissionError)"
+    assert any(m.startswith(deleted) for m in messages)
+    assert any(m.startswith("erased a user's data: 2 submission(s), 6 task(s)") for m in messages)
+    # Positive control: what failed said which file it was, so a leak would have shown.
+    assert storage.raised == [output, output, world.erin_subs[1].file.name]

@@ -1,6 +1,7 @@
 """Migration 0007 drops the indexes no query of the app uses (docs/performance.md, the index
-audit), 0009 leads the remote-id index with ``remote_id``, 0010 gives task pages more room;
-each is reversed too, on whichever database the suite runs."""
+audit), 0009 leads the remote-id index with ``remote_id``, 0010 gives task pages more room,
+0011 indexes a submission's file name; each is reversed too, on whichever database the suite
+runs."""
 
 from __future__ import annotations
 
@@ -107,15 +108,20 @@ def readings(read: Callable[[], T], *targets: tuple[str, str]) -> list[T]:
     return found
 
 
-def remote_id_indexes() -> dict[str, list[str]]:
-    """The task table's unique indexes over ``remote_id``: name -> columns, in index order."""
+def indexes_over(table: str, column: str, *, kind: str = "index") -> dict[str, list[str]]:
+    """``table``'s indexes (``kind="unique"``: unique ones) over ``column``: name -> columns,
+    in index order."""
     with connection.cursor() as cursor:
-        found = connection.introspection.get_constraints(cursor, "tapestry_media_task")
+        found = connection.introspection.get_constraints(cursor, table)
     return {
         name: info["columns"]
         for name, info in found.items()
-        if info["unique"] and "remote_id" in info["columns"]
+        if info[kind] and column in info["columns"]
     }
+
+
+def remote_id_indexes() -> dict[str, list[str]]:
+    return indexes_over("tapestry_media_task", "remote_id", kind="unique")
 
 
 @pytest.mark.vendors("sqlite", "postgresql")  # MySQL/MariaDB: no partial unique index, no change
@@ -147,3 +153,21 @@ def test_0010_gives_task_pages_more_room_and_reverses() -> None:
         "tapestry_media_task": "fillfactor=60",
         "tapestry_media_submission": "fillfactor=90",
     }
+
+
+def file_indexes() -> dict[str, list[str]]:
+    return indexes_over("tapestry_media_submission", "file")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_0011_indexes_the_file_name_and_reverses() -> None:
+    """The API's task input by file name (``own_submission``) read the whole table."""
+    before, after, reversed_ = readings(
+        file_indexes,
+        ("tapestry_media", "0010_task_fillfactor_60"),
+        ("tapestry_media", "0011_submission_file_index"),
+        ("tapestry_media", "0010_task_fillfactor_60"),
+    )
+    assert before == reversed_ == {}
+    assert after == {"tapestry_submission_file_idx": ["file"]}
+    assert file_indexes() == after

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import router, transaction
-from django.db.models import F, Prefetch, Q, QuerySet
+from django.db.models import F, Prefetch, QuerySet
 from django.urls import URLPattern
 from rest_framework import exceptions, generics, status
 from rest_framework.authentication import (
@@ -349,9 +349,15 @@ class NotFound(Policy):
 def own_submission(user: Any, value: str, *, any_input: bool) -> Submission | None:
     """The submission ``value`` names (public id or stored file name) that ``user`` may use:
     one they uploaded, or with ``submit_any_input`` anyone's. Seeing a submission (the view
-    permission) is not using it."""
-    rows = Submission.objects.filter(Q(public_id=value) | Q(file=value))
-    return (rows if any_input else rows.filter(uploader=user)).first()
+    permission) is not using it.
+
+    The public id is looked up first (its unique index), the file name only if that finds
+    nothing (the index of migration 0011): one ``public_id = … OR file = …`` read the whole
+    table on PostgreSQL. A value that is one usable submission's public id and another's file
+    name names the first (the app's file names have a folder, ``…/sub_…/name``, so only a
+    name set by hand can look like an id); of several with that file name, the newest."""
+    rows = Submission.objects.all() if any_input else Submission.objects.filter(uploader=user)
+    return rows.filter(public_id=value).first() or rows.filter(file=value).first()
 
 
 def claim_upload(user: Any, stored: StoredUpload, fields: dict[str, Any]) -> Submission:
