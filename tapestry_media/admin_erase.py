@@ -39,7 +39,8 @@ def erase_uploaders(
     if not user_pks:
         messages.warning(request, _("The selected submissions have no uploader: nothing erased."))
         return None
-    subjects = [erasure.resolve_user(str(pk)) for pk in user_pks]
+    # by pk, never through resolve_user: another user's login may be this one's pk as text
+    subjects = [erasure.subject_of(pk) for pk in user_pks]
     if request.POST.get("post") == "yes":
         for subject in subjects:
             report = erasure.erase(subject)

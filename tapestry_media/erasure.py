@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.db import connections, models, router, transaction
 from django.db.models.functions import Cast
@@ -52,15 +53,15 @@ _BATCH = 2000
 
 
 class UnknownUser(ValueError):
-    """``--user`` names no user, and is not a number either (a deleted user's pk)."""
+    """``--user`` names no user, and is not a pk of the user model either (a deleted user's)."""
 
 
 @dataclass(frozen=True)
 class Subject:
     """Whom to erase. ``user`` is ``None`` for a user the host has already deleted: their rows
-    are then found by ``usr_<pk>`` alone."""
+    are then found by ``usr_<pk>`` alone. ``pk`` is the user model's own (an int, a UUID…)."""
 
-    pk: int
+    pk: Any
     user: Any = None
 
     @property
@@ -92,7 +93,7 @@ class Found:
 
 @dataclass
 class Report:
-    user_pk: int
+    user_pk: Any
     dry_run: bool
     submissions: int = 0
     tasks: int = 0
@@ -125,18 +126,27 @@ class Report:
 
 
 def resolve_user(value: str) -> Subject:
-    """``value`` is a username or a pk. A pk no user has any more is accepted: the host may have
-    deleted the user already, leaving their uploads with ``uploader`` NULL."""
-    users = get_user_model()._default_manager
+    """``value`` is a login (the user model's ``USERNAME_FIELD``) or a pk. A pk no user has any
+    more is accepted: the host may have deleted the user already, leaving their uploads with
+    ``uploader`` NULL."""
+    model = get_user_model()
     text = value.strip()
-    user = users.filter(**{get_user_model().USERNAME_FIELD: text}).first()
-    if user is None and text.isdigit():
-        user = users.filter(pk=int(text)).first()
-        if user is None:
-            return Subject(pk=int(text))
-    if user is None:
+    user = model._default_manager.filter(**{model.USERNAME_FIELD: text}).first()
+    if user is not None:
+        return Subject(pk=user.pk, user=user)
+    try:
+        # the pk as the model stores it: "42" for an integer key, the canonical form of a UUID
+        pk = model._meta.pk.to_python(text) if text else None
+    except ValidationError:
+        pk = None
+    if pk is None:
         raise UnknownUser(f"no user has the username or pk {value!r}.")
-    return Subject(pk=int(user.pk), user=user)
+    return subject_of(pk)
+
+
+def subject_of(pk: Any) -> Subject:
+    """The user whose pk is ``pk``, or, if the host has deleted them, ``usr_<pk>`` alone."""
+    return Subject(pk=pk, user=get_user_model()._default_manager.filter(pk=pk).first())
 
 
 # --- 1. rows ------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import socket
 import threading
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.dispatch import Signal
@@ -21,6 +22,26 @@ from tapestry_media.testing.contract_server import (
     ContractServer,
 )
 from tapestry_media.testing.jobs import run_jobs
+
+
+def make_user(name: str, *, email: str | None = None, superuser: bool = False, **extra: Any) -> Any:
+    """A user of the settings' AUTH_USER_MODEL, ``auth.User`` or a host's own (tests/custom_user
+    logs in by e-mail, has no ``username`` and UUID keys). ``name`` is the login; for a model
+    logging in by e-mail the login is ``email``, or ``<name>@example.com``. Read the login back
+    with ``get_username()``, never ``.username``."""
+    model = get_user_model()
+    manager: Any = model._default_manager
+    create = manager.create_superuser if superuser else manager.create_user
+    if model.USERNAME_FIELD == "email":
+        return create(email or f"{name}@example.com", **extra)
+    if email is not None:
+        extra["email"] = email
+    return create(name, **extra)
+
+
+def integer_pks() -> bool:
+    """Whether the user model's pks are integers (tests/custom_user's are UUIDs)."""
+    return get_user_model()._meta.pk.get_internal_type().endswith("AutoField")
 
 
 def video_upload(

@@ -14,7 +14,7 @@ from tapestry_media.models import Submission, SubmissionStatus, Task, WebhookEve
 from tapestry_media.status import Status
 from tapestry_media.testing.jobs import enqueued, enqueued_names
 
-from .helpers import upload
+from .helpers import make_user, upload
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_network")]
 
@@ -345,7 +345,7 @@ def test_staff_without_change_permission_cannot_act(client, django_user_model, u
 
 def populate(django_user_model, start: int, count: int) -> None:
     for n in range(start, start + count):
-        uploader = django_user_model.objects.create_user(f"u{n}", email=f"u{n}@example.com")
+        uploader = make_user(f"u{n}", email=f"u{n}@example.com")
         sub = upload(uploader, campaign=f"c{n % 3}")
         task = sub.tasks.get(name="video")
         Task.objects.filter(pk=task.pk).update(

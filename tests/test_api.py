@@ -323,7 +323,7 @@ def test_staff_create_tasks_on_any_input(staff_api, django_user_model) -> None:
     )
     assert response.status_code == 201, response.json()
     task = Task.objects.get(uuid=response.json()["id"])
-    staff = django_user_model.objects.get(username="staff")
+    staff = django_user_model._default_manager.get_by_natural_key("staff")
     assert task.submission is None
     assert task.metadata["user_id"] == f"usr_{staff.pk}"  # the server's, not the client's
     assert task.metadata["campaign"] == "summer-launch"

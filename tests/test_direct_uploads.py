@@ -108,7 +108,7 @@ def nothing_created() -> None:
 
 
 def test_a_direct_upload_becomes_a_submission_whose_steps_are_submitted(
-    s3, bucket, api, user, django_capture_on_commit_callbacks
+    s3, bucket, api, user, other_user, django_capture_on_commit_callbacks
 ) -> None:
     upload = target(api, "Beach day (take 2).MP4", size=len(MP4))
     key = upload["upload_key"]
@@ -116,7 +116,7 @@ def test_a_direct_upload_becomes_a_submission_whose_steps_are_submitted(
     assert key.endswith("/Beach_day__take_2_.mp4")
     # The owner part is an HMAC of the pk under SECRET_KEY, not the pk (no usr_<pk> in the bucket).
     assert key.split("/")[3] == direct_uploads.owner_segment(user.pk)
-    assert direct_uploads.owner_segment(user.pk + 1) != key.split("/")[3]
+    assert direct_uploads.owner_segment(other_user.pk) != key.split("/")[3]
     assert upload["fields"]["key"] == key
     assert upload["fields"]["Content-Type"] == upload["content_type"] == "video/mp4"
     assert upload["max_bytes"] == 2 * 1024**3

@@ -26,12 +26,14 @@ from tapestry_media import erasure, receivers
 from tapestry_media.models import LocalJob, Submission, Task, WebhookEvent
 from tapestry_media.testing.jobs import enqueued_names, run_jobs
 
-from .helpers import local_engine_settings
+from .helpers import integer_pks, local_engine_settings, make_user
 from .media import clip_upload, make_clip
 
 pytestmark = [pytest.mark.django_db]
 
-ERIN, BOB = 7, 77  # usr_7 is a prefix of usr_77: the scrub must tell them apart
+# With integer pks, usr_7 is a prefix of usr_77: the scrub must tell them apart. A host's own
+# user model (tests.settings_custom_user) has UUID pks and logs in by e-mail.
+ERIN, BOB = 7, 77
 
 
 @pytest.fixture(autouse=True)
@@ -55,11 +57,13 @@ def run_all(capture) -> None:
 class World:
     def __init__(self, erin, bob, erin_subs, bob_sub, api_task) -> None:
         self.erin, self.bob = erin, bob
+        self.erin_id, self.bob_id = f"usr_{erin.pk}", f"usr_{bob.pk}"
+        self.erin_login = erin.get_username()
         self.erin_subs, self.bob_sub, self.api_task = erin_subs, bob_sub, api_task
 
     def traces(self, user, submissions, extra_tasks=()) -> set[str]:
         """Every identifier of ``user`` the rows and files may hold."""
-        found = {f"usr_{user.pk}", user.username, user.email}
+        found = {f"usr_{user.pk}", user.get_username(), user.email}
         tasks = [t for s in submissions for t in Task.objects.filter(submission=s)]
         tasks += list(extra_tasks)
         for sub in submissions:
@@ -71,27 +75,25 @@ class World:
 
 
 @pytest.fixture
-def world(django_user_model, clip, django_capture_on_commit_callbacks) -> World:
-    erin = django_user_model.objects.create_user(
-        "erin-k7", email="erin.k7@example.org", password="pw", id=ERIN
-    )
-    bob = django_user_model.objects.create_user(
-        "bob-q2", email="bob.q2@example.org", password="pw", id=BOB
-    )
+def world(clip, django_capture_on_commit_callbacks) -> World:
+    erin_pk, bob_pk = ({"id": ERIN}, {"id": BOB}) if integer_pks() else ({}, {})
+    erin = make_user("erin-k7", email="erin.k7@example.org", password="pw", **erin_pk)
+    bob = make_user("bob-q2", email="bob.q2@example.org", password="pw", **bob_pk)
+    erin_login, bob_login = erin.get_username(), bob.get_username()
     capture = django_capture_on_commit_callbacks
     with capture(execute=True):
         erin_subs = [
             Submission.objects.create(
                 uploader=erin, file=clip_upload(clip, "erin-holiday.mp4"), campaign="spring",
-                metadata={"display_name": "erin-k7"},
+                metadata={"display_name": erin_login},
             ),
             Submission.objects.create(uploader=erin, file=clip_upload(clip, "erin-cat.mp4")),
         ]  # fmt: skip
         # A host's note on bob's upload names erin: her identifiers are scrubbed from it.
         bob_sub = Submission.objects.create(
             uploader=bob, file=clip_upload(clip, "bob-garden.mp4"), campaign="spring",
-            metadata={"reviewer": "erin-k7", "reviewer_email": "erin.k7@example.org",
-                      "reviewer_id": f"usr_{ERIN}", "display_name": "bob-q2",
+            metadata={"reviewer": erin_login, "reviewer_email": "erin.k7@example.org",
+                      "reviewer_id": f"usr_{erin.pk}", "display_name": bob_login,
                       "contact": "bob.q2@example.org"},
         )  # fmt: skip
     run_all(capture)
@@ -110,8 +112,8 @@ def world(django_user_model, clip, django_capture_on_commit_callbacks) -> World:
     # Deliveries for tasks nobody knows yet (kept "to be matched later"): erin's goes; bob's,
     # which mentions erin, stays with her identifiers scrubbed.
     for rid, metadata in (
-        ("task_gone_1", {"user_id": f"usr_{ERIN}"}),
-        ("task_gone_2", {"user_id": f"usr_{BOB}", "note": f"shared by usr_{ERIN}",
+        ("task_gone_1", {"user_id": f"usr_{erin.pk}"}),
+        ("task_gone_2", {"user_id": f"usr_{bob.pk}", "note": f"shared by usr_{erin.pk}",
                          "cc": "erin.k7@example.org"}),
     ):  # fmt: skip
         body = {"id": rid, "status": "failed", "metadata": metadata}
@@ -169,8 +171,8 @@ def test_erase_leaves_no_trace_of_the_user_and_keeps_everyone_else(world, erase)
     # Positive control: every trace is there to be found, in the rows or the storage listing.
     assert present(erin_traces, before, files_before) == erin_traces
     assert present(bob_traces, before, files_before) == bob_traces
-    assert f"usr_{ERIN}" in before
-    assert f"usr_{BOB}" in before
+    assert world.erin_id in before
+    assert world.bob_id in before
     erin_files = {
         name: data
         for name, data in files_before.items()
@@ -180,14 +182,14 @@ def test_erase_leaves_no_trace_of_the_user_and_keeps_everyone_else(world, erase)
     assert len(erin_files) == 2 + 4 + 1  # two uploads, two tasks each, the API task
     assert len(bob_files) == 3
 
-    dry = erase("--user", "erin-k7", "--dry-run")
-    assert f"usr_{ERIN}: 2 submission(s), 6 task(s), 5 local engine job(s), " in dry
+    dry = erase("--user", world.erin_login, "--dry-run")
+    assert f"{world.erin_id}: 2 submission(s), 6 task(s), 5 local engine job(s), " in dry
     assert f"7 file(s), {sum(map(len, erin_files.values()))} bytes would be deleted" in dry
     assert "(dry run)" in dry
     assert dump() == before
     assert stored() == files_before
 
-    out = erase("--user", "erin-k7")
+    out = erase("--user", world.erin_login)
     assert f"7 file(s), {sum(map(len, erin_files.values()))} bytes deleted" in out
     after, files_after = dump(), stored()
     assert present(erin_traces, after, files_after) == set()
@@ -201,10 +203,10 @@ def test_erase_leaves_no_trace_of_the_user_and_keeps_everyone_else(world, erase)
     world.bob_sub.refresh_from_db()
     assert world.bob_sub.metadata == {
         "reviewer": "[erased]", "reviewer_email": "[erased]", "reviewer_id": "[erased]",
-        "display_name": "bob-q2", "contact": "bob.q2@example.org",
+        "display_name": world.bob.get_username(), "contact": "bob.q2@example.org",
     }  # fmt: skip
     video = world.bob_sub.tasks.get(name="video")
-    assert video.metadata["user_id"] == f"usr_{BOB}"
+    assert video.metadata["user_id"] == world.bob_id
     assert video.metadata["reviewer"] == "[erased]"
     assert video.status == "succeeded"
     events = WebhookEvent.objects.filter(task=video)
@@ -212,16 +214,16 @@ def test_erase_leaves_no_trace_of_the_user_and_keeps_everyone_else(world, erase)
     for event in events:
         echoed = json.loads(event.body)["data"]["metadata"]
         assert echoed["reviewer"] == echoed["reviewer_email"] == "[erased]"
-        assert echoed["user_id"] == f"usr_{BOB}"
+        assert echoed["user_id"] == world.bob_id
     kept = json.loads(WebhookEvent.objects.get(remote_task_id="task_gone_2").body)
     assert kept["metadata"] == {
-        "user_id": f"usr_{BOB}", "note": "shared by [erased]", "cc": "[erased]"
+        "user_id": world.bob_id, "note": "shared by [erased]", "cc": "[erased]"
     }  # fmt: skip
     assert not WebhookEvent.objects.filter(remote_task_id="task_gone_1").exists()
     assert LocalJob.objects.filter(remote_id=video.remote_id).exists()
 
     # Running it again finds nothing more.
-    again = erase("--user", str(ERIN))
+    again = erase("--user", str(world.erin.pk))
     assert "0 submission(s), 0 task(s), 0 local engine job(s), 0 webhook event(s)" in again
     assert "0 file(s), 0 bytes deleted; rows scrubbed: none" in again
     assert dump() == after
@@ -230,13 +232,14 @@ def test_erase_leaves_no_trace_of_the_user_and_keeps_everyone_else(world, erase)
 def test_a_deleted_users_uploads_are_found_by_their_user_id(world, erase) -> None:
     """The host deleted erin first (her uploads keep ``uploader`` NULL): ``--user 7`` finds them
     by the ``usr_7`` their tasks carry."""
-    traces = world.traces(world.erin, world.erin_subs, [world.api_task]) - {"erin-k7"}
+    traces = world.traces(world.erin, world.erin_subs, [world.api_task]) - {world.erin_login}
+    pk = world.erin.pk
     world.erin.delete()
     assert Submission.objects.filter(uploader=None).count() == 2
-    out = erase("--user", str(ERIN))
-    assert "no user has pk 7 any more" in out
+    out = erase("--user", str(pk))
+    assert f"no user has pk {pk} any more" in out
     # erin's cloud task has no link to her any more (created_by NULL, no user_id): it stays
-    assert f"usr_{ERIN}: 2 submission(s), 5 task(s)" in out
+    assert f"{world.erin_id}: 2 submission(s), 5 task(s)" in out
     # the username and email are not known any more; every other trace is gone
     assert present(traces - {"erin.k7@example.org"}, dump(), stored()) == set()
     assert Submission.objects.count() == 1
@@ -251,14 +254,14 @@ def test_unknown_user_is_a_clear_error_and_changes_nothing(world, erase) -> None
 
 
 def test_admin_action_asks_then_erases_only_for_those_allowed(
-    world, client, django_user_model, django_capture_on_commit_callbacks
+    world, client, django_capture_on_commit_callbacks
 ) -> None:
     from django.contrib.auth.models import Permission
 
     changelist = reverse("admin:tapestry_media_submission_changelist")
     sub = world.erin_subs[0]
     form = {"action": "erase_uploaders", "_selected_action": [sub.pk]}
-    staff = django_user_model.objects.create_user("staff", password="pw", is_staff=True)
+    staff = make_user("staff", password="pw", is_staff=True)
     staff.user_permissions.add(
         *Permission.objects.filter(
             content_type__app_label="tapestry_media",
@@ -271,22 +274,37 @@ def test_admin_action_asks_then_erases_only_for_those_allowed(
     assert "erase_uploaders" not in response.content.decode()  # not offered to this user
     assert Submission.objects.filter(uploader=world.erin).count() == 2
 
-    admin_user = django_user_model.objects.create_superuser("root", password="pw")
+    admin_user = make_user("root", password="pw", superuser=True)
     client.force_login(admin_user)
     page = client.post(changelist, form)
     assert page.status_code == 200
     text = page.content.decode()
     assert "Erase the uploaders" in text
-    assert "erin-k7 (usr_7)" in text
+    assert f"{world.erin_login} ({world.erin_id})" in text
     assert Submission.objects.filter(uploader=world.erin).count() == 2  # asked, not done
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         done = client.post(changelist, {**form, "post": "yes"}, follow=True)
     assert callbacks  # the files go after commit
     assert done.status_code == 200
-    assert "Erased usr_7: 2 submission(s), 6 task(s)" in done.content.decode()
+    assert f"Erased {world.erin_id}: 2 submission(s), 6 task(s)" in done.content.decode()
     assert not Submission.objects.filter(uploader=world.erin).exists()
     assert Submission.objects.filter(uploader=world.bob).count() == 1
+
+
+def test_the_admin_action_erases_the_uploader_not_a_user_whose_login_is_their_pk(
+    world, client, django_capture_on_commit_callbacks
+) -> None:
+    """The action knows the uploaders' pks: it must not look them up as logins."""
+    login = str(world.erin.pk)
+    namesake = make_user(login, email=login, password="pw")
+    assert namesake.get_username() == login
+    client.force_login(make_user("root", password="pw", superuser=True))
+    form = {"action": "erase_uploaders", "_selected_action": [world.erin_subs[0].pk], "post": "yes"}
+    with django_capture_on_commit_callbacks(execute=True):
+        done = client.post(reverse("admin:tapestry_media_submission_changelist"), form, follow=True)
+    assert f"Erased {world.erin_id}: 2 submission(s)" in done.content.decode()
+    assert not Submission.objects.filter(uploader=world.erin).exists()
 
 
 def test_token_pattern_matches_whole_tokens_only() -> None:
@@ -339,17 +357,17 @@ def test_the_logs_of_an_erasure_name_no_one(world, erase, caplog, monkeypatch) -
     traces = world.traces(world.erin, world.erin_subs, [world.api_task])
     # Positive control: the user's pk token, username and file names are in the rows.
     assert present(traces, dump(), stored()) == traces
-    assert {f"usr_{ERIN}", "erin-k7", world.erin_subs[1].file.name} <= traces
+    assert {world.erin_id, world.erin_login, world.erin_subs[1].file.name} <= traces
     output = world.api_task.output["storage_name"]
     storage = Refusing(default_storage._wrapped, look=output, delete=world.erin_subs[1].file.name)
     monkeypatch.setattr(erasure, "default_storage", storage)
     monkeypatch.setattr(receivers, "default_storage", storage)  # the pre_delete receiver's
     caplog.set_level(logging.DEBUG)
 
-    erase("--user", "erin-k7", "--dry-run")
-    out = erase("--user", "erin-k7")
+    erase("--user", world.erin_login, "--dry-run")
+    out = erase("--user", world.erin_login)
 
-    assert f"usr_{ERIN}: 2 submission(s)" in out  # the operator who asked is told whom
+    assert f"{world.erin_id}: 2 submission(s)" in out  # the operator who asked is told whom
     assert present(traces, dump(), {}) == set()
     records = [r for r in caplog.records if r.name.startswith("tapestry_media")]
     formatter = logging.Formatter()

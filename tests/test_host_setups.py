@@ -35,6 +35,7 @@ from tapestry_media.status import Status
 from tapestry_media.testing.jobs import clear_jobs, enqueued, enqueued_names, run_jobs
 from tapestry_media.testing.webhooks import post_webhook
 
+from . import helpers
 from .helpers import video_upload
 from .media import clip_upload, make_clip
 
@@ -73,9 +74,7 @@ def fence(monkeypatch: pytest.MonkeyPatch) -> Iterator[Fence]:
 
 
 def make_user(name: str, **extra: Any) -> Any:
-    model = get_user_model()
-    login = f"{name}@example.com" if model.USERNAME_FIELD == "email" else name
-    return model._default_manager.create_user(login, password=f"pw-{name}", **extra)
+    return helpers.make_user(name, password=f"pw-{name}", **extra)
 
 
 def api_for(user: Any) -> APIClient:
