@@ -3,9 +3,11 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import pytest
+from django.test import TestCase
 
 from tapestry_media import backends
 from tapestry_media.backends.dummy import DummyBackend
@@ -13,7 +15,7 @@ from tapestry_media.testing.contract_server import ContractServer
 from tapestry_media.testing.jobs import clear_jobs
 from tapestry_media.testing.webhooks import closing_deliverer
 
-from .helpers import SignalLog, cloud_settings
+from .helpers import SignalLog, app_alias, cloud_settings
 
 CI = os.environ.get("CI", "").lower() == "true"
 
@@ -77,6 +79,13 @@ def fresh_throttles() -> Iterator[None]:
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture
+def django_capture_on_commit_callbacks() -> Any:
+    """pytest-django's, capturing on the alias the database router gives this app's models
+    (where its callbacks are registered) unless told another."""
+    return partial(TestCase.captureOnCommitCallbacks, using=app_alias())
 
 
 @pytest.fixture
@@ -145,6 +154,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         unfit.add("server_db")
     if not settings.DATABASE_ROUTERS:
         unfit.add("routed")
+    else:
+        _open_every_alias(items)
     vendor = connection.vendor
     deselected = [
         item
@@ -155,6 +166,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = [item for item in items if item not in deselected]
+
+
+def _open_every_alias(items: list[pytest.Item]) -> None:
+    """Under a database router this app's models live on another alias than ``default``: a
+    database test may use every alias (pytest-django's ``django_db`` allows ``default``
+    only unless told otherwise)."""
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        if marker is not None and "databases" not in marker.kwargs:
+            opened = pytest.mark.django_db(*marker.args, **marker.kwargs, databases="__all__")
+            item.add_marker(opened, append=False)
 
 
 def _deselect_the_queue_leg(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import router
 from django.dispatch import Signal
 from django.test import TestCase
 from rest_framework.test import APIClient
@@ -62,11 +63,17 @@ def upload(uploader: Any = None, **fields: Any) -> Submission:
 def submitted_upload(uploader: Any = None, **fields: Any) -> Submission:
     """An upload whose two tasks (video, poster) were submitted: both ``pending`` on the dummy
     backend; on the contract server, whatever its faults made of them."""
-    with TestCase.captureOnCommitCallbacks(execute=True):
+    with TestCase.captureOnCommitCallbacks(using=app_alias(), execute=True):
         submission = upload(uploader, **fields)
-    with TestCase.captureOnCommitCallbacks(execute=True):
+    with TestCase.captureOnCommitCallbacks(using=app_alias(), execute=True):
         run_jobs()
     return submission
+
+
+def app_alias() -> str:
+    """The alias the database router gives this app's models (``default`` without a router):
+    where its transactions, row locks and ``on_commit`` callbacks are."""
+    return router.db_for_write(Submission)
 
 
 def grant(user: Any, *codenames: str) -> None:

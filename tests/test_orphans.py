@@ -20,7 +20,7 @@ from rest_framework.test import APIClient
 from tapestry_media.models import Submission, Task
 from tapestry_media.signals import task_pre_submit
 
-from .helpers import video_upload
+from .helpers import app_alias, video_upload
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_throttles")]
 
@@ -71,7 +71,7 @@ def test_upload_from_code_is_checked_before_its_file_is_stored(user, settings, m
     monkeypatch.setattr(storage_class, "_save", recording_save)
     settings.TAPESTRY_MEDIA = {**settings.TAPESTRY_MEDIA, "DEFAULT_METADATA": keys(26)}
     # the test's own transaction would be broken by the failed save: a savepoint of its own
-    with pytest.raises(ValidationError, match="at most 32"), transaction.atomic():
+    with pytest.raises(ValidationError, match="at most 32"), transaction.atomic(using=app_alias()):
         Submission.objects.create(
             uploader=user, campaign="c", source="s", metadata={"a": "1", "b": "2"},
             file=video_upload(),
@@ -92,7 +92,7 @@ def test_a_save_that_raises_after_storing_deletes_the_file(user) -> None:
     task_pre_submit.connect(add_keys)
     submission = Submission(uploader=user, file=video_upload())
     try:
-        with pytest.raises(ValidationError, match="keys"), transaction.atomic():
+        with pytest.raises(ValidationError, match="keys"), transaction.atomic(using=app_alias()):
             submission.save()
     finally:
         task_pre_submit.disconnect(add_keys)

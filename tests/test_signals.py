@@ -20,7 +20,7 @@ from tapestry_media.testing.webhooks import (
     task_payload,
 )
 
-from .helpers import SignalLog, submitted_upload
+from .helpers import SignalLog, app_alias, submitted_upload
 
 pytestmark = pytest.mark.django_db
 
@@ -94,7 +94,7 @@ def test_local_and_poll_sources(signal_log) -> None:
     video, poster = sub.tasks.get(name="video"), sub.tasks.get(name="poster")
     signal_log.clear()
     # The test transaction never commits: run_on_commit_callbacks does what a commit would.
-    with run_on_commit_callbacks(), transaction.atomic():
+    with run_on_commit_callbacks(), transaction.atomic(using=app_alias()):
         body = build_webhook(video, "processing").body
         assert webhooks.deliver(body, source="local").status == "applied"
         reconcile.apply(parse_task(task_payload(poster, "processing")), source="poll")
@@ -112,7 +112,7 @@ def test_signals_wait_for_the_commit_and_a_rollback_sends_none(signal_log) -> No
     remote = parse_task({"id": "task_commit", "status": "succeeded"})
 
     def apply_then_fail() -> None:
-        with transaction.atomic():
+        with transaction.atomic(using=app_alias()):
             reconcile.apply(remote, source="poll")
             raise RuntimeError("rolled back")
 
@@ -121,7 +121,7 @@ def test_signals_wait_for_the_commit_and_a_rollback_sends_none(signal_log) -> No
     assert signal_log.sent == []
     assert Task.objects.get(pk=task.pk).status == Status.CREATED
 
-    with transaction.atomic():
+    with transaction.atomic(using=app_alias()):
         reconcile.apply(remote, source="poll")
         assert signal_log.sent == []  # inside the transaction: not yet
     assert signal_log.names() == ["task_updated", "task_succeeded"]

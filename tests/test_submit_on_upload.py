@@ -16,7 +16,7 @@ from tapestry_media.pipeline import start_new_attempt
 from tapestry_media.status import Status
 from tapestry_media.testing.jobs import enqueued, enqueued_names, run_jobs
 
-from .helpers import upload, video_upload
+from .helpers import app_alias, upload, video_upload
 
 pytestmark = pytest.mark.django_db
 
@@ -96,7 +96,7 @@ def test_rolled_back_save_submits_nothing() -> None:
     inside: list[int] = []
 
     def save_then_fail() -> None:
-        with transaction.atomic():
+        with transaction.atomic(using=app_alias()):
             upload()
             inside.append(Task.objects.count())
             raise RuntimeError("rollback")

@@ -14,6 +14,7 @@ from tapestry_media.models import Task, WebhookEvent
 from tapestry_media.remote import parse_event
 from tapestry_media.signatures import verify
 from tapestry_media.status import Status
+from tapestry_media.testing.jobs import drain_jobs, enqueued_names
 from tapestry_media.testing.webhooks import (
     SignedWebhook,
     build_webhook,
@@ -23,6 +24,8 @@ from tapestry_media.testing.webhooks import (
     sign,
     task_payload,
 )
+
+from .helpers import app_alias, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -90,7 +93,7 @@ def test_post_webhook_applies_it_and_runs_the_signals_once(client, task) -> None
     signals.task_succeeded.connect(receiver)
     try:
         # An enclosing capture must not run the callbacks a second time.
-        with TestCase.captureOnCommitCallbacks(execute=True):
+        with TestCase.captureOnCommitCallbacks(using=app_alias(), execute=True):
             response = post_webhook(client, task, "succeeded", shape="event", scheme="standard")
     finally:
         signals.task_succeeded.disconnect(receiver)
@@ -104,7 +107,7 @@ def test_post_webhook_without_running_callbacks(client, task) -> None:
     signals.task_succeeded.connect(lambda sender, **kw: sent.append("x"), weak=False,
                                    dispatch_uid="helpers-test")  # fmt: skip
     try:
-        with TestCase.captureOnCommitCallbacks() as callbacks:
+        with TestCase.captureOnCommitCallbacks(using=app_alias()) as callbacks:
             response = post_webhook(client, task, "succeeded", execute_on_commit=False)
         assert response.status_code == 200
         assert sent == []  # the test transaction never commits
@@ -198,3 +201,15 @@ def test_helpers_write_nothing_by_themselves(client, task) -> None:
     # Positive control: posting the built webhook is what writes.
     post_webhook(client, webhook)
     assert WebhookEvent.objects.count() == 1
+
+
+@pytest.mark.routed
+def test_drain_jobs_runs_the_callbacks_on_the_alias_of_this_apps_models(signal_log) -> None:
+    """Under a database router the submit job's ``on_commit`` callbacks (the host signals) are
+    on the routed alias, not ``default``: ``drain_jobs`` captures and runs them there."""
+    with TestCase.captureOnCommitCallbacks(using=app_alias(), execute=True):
+        upload()
+    assert enqueued_names() == ["submit_task", "submit_task"]
+    drain_jobs(TestCase.captureOnCommitCallbacks)
+    assert enqueued_names() == []
+    assert signal_log.names().count("task_submitted") == 2

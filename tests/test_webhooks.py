@@ -25,7 +25,7 @@ from tapestry_media.testing.webhooks import (
     webhook_url,
 )
 
-from .helpers import submitted_upload, video_upload
+from .helpers import app_alias, submitted_upload, video_upload
 
 pytestmark = pytest.mark.django_db
 
@@ -258,7 +258,7 @@ def test_unmatched_result_waits_for_its_task(client) -> None:
 def test_result_for_an_old_attempt_changes_nothing(client, video, signal_log) -> None:
     old_remote_id = video.remote_id
     assert post(client, build_webhook(video, "failed")).status_code == 200
-    with TestCase.captureOnCommitCallbacks(execute=True):
+    with TestCase.captureOnCommitCallbacks(using=app_alias(), execute=True):
         assert start_new_attempt(video.pk)
     run_jobs()
     video.refresh_from_db()
@@ -282,7 +282,7 @@ def test_result_for_an_old_attempt_changes_nothing(client, video, signal_log) ->
 
 
 def test_result_for_a_superseded_task_changes_nothing(client, sub, video) -> None:
-    with TestCase.captureOnCommitCallbacks(execute=True):
+    with TestCase.captureOnCommitCallbacks(using=app_alias(), execute=True):
         sub.file = video_upload("second.mp4")
         sub.save()
     video.refresh_from_db()

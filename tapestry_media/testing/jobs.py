@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.db import router
 from django.utils import timezone
 
+from ..models import Task
 from ..tasks_shim import task_backends
 
 
@@ -61,9 +63,11 @@ def run_jobs(
 def drain_jobs(capture_on_commit: Callable[..., Any], *, rounds: int = 10) -> None:
     """Run recorded jobs, and the ``on_commit`` callbacks they leave (which enqueue more jobs),
     until the queue is empty. ``capture_on_commit`` is pytest-django's
-    ``django_capture_on_commit_callbacks`` or ``TestCase.captureOnCommitCallbacks``."""
+    ``django_capture_on_commit_callbacks`` or ``TestCase.captureOnCommitCallbacks``; it
+    captures on the alias the database router gives this app's models, where they are."""
+    using = router.db_for_write(Task)
     for _ in range(rounds):
-        with capture_on_commit(execute=True):
+        with capture_on_commit(using=using, execute=True):
             run_jobs()
         if not enqueued_names():
             return
