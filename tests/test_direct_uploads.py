@@ -18,7 +18,7 @@ import requests
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import QuerySet
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -30,7 +30,7 @@ from tapestry_media.models import Submission, Task
 from tapestry_media.testing.jobs import enqueued_names
 
 from .browser.site import use_example_site
-from .helpers import client_for, video_upload
+from .helpers import app_alias, client_for, video_upload
 from .s3 import S3Server, on_loopback, running_server, use_s3
 from .s3 import loopback_only as loopback_only  # a fixture
 
@@ -159,7 +159,8 @@ def test_create_with_a_key_costs_a_fixed_number_of_queries(
     s3, bucket, api, django_capture_on_commit_callbacks
 ) -> None:
     key = uploaded(api)
-    with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks():
+    database = connections[app_alias()]  # the user model and this app's (one alias, or routed)
+    with CaptureQueriesContext(database) as queries, django_capture_on_commit_callbacks():
         response = create(api, key)
     assert response.status_code == 201, response.content
     # Lock the user's row, is the key unused, insert the submission, insert its 2 tasks (one
@@ -167,7 +168,7 @@ def test_create_with_a_key_costs_a_fixed_number_of_queries(
     # Savepoints aside, asserted exactly: a new query must be a decision.
     statements = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
     assert len(statements) == 8, "\n".join(statements)
-    assert "FOR UPDATE" in statements[0] or connection.vendor == "sqlite"
+    assert "FOR UPDATE" in statements[0] or database.vendor == "sqlite"
 
 
 # --- the file never passes through Django ----------------------------------------------------

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import connections
 from django.urls import reverse
 from django.utils import timezone
 
@@ -26,7 +26,7 @@ from tapestry_media import erasure, receivers
 from tapestry_media.models import LocalJob, Submission, Task, WebhookEvent
 from tapestry_media.testing.jobs import enqueued_names, run_jobs
 
-from .helpers import integer_pks, local_engine_settings, make_user
+from .helpers import app_alias, integer_pks, local_engine_settings, make_user
 from .media import clip_upload, make_clip
 
 pytestmark = [pytest.mark.django_db]
@@ -129,6 +129,7 @@ def world(clip, django_capture_on_commit_callbacks) -> World:
 def dump() -> str:
     """Every column of every row of every tapestry_media table, as text."""
     lines = []
+    connection = connections[app_alias()]
     with connection.cursor() as cursor:
         for table in sorted(connection.introspection.table_names()):
             if not table.startswith("tapestry_media_"):
