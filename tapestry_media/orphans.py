@@ -62,12 +62,16 @@ def find(min_age: timedelta = MIN_AGE) -> list[Orphan]:
 
 
 def remove(orphans: Iterable[Orphan]) -> int:
-    """Delete ``orphans``; the bytes freed."""
-    freed = 0
+    """Delete ``orphans``; the bytes freed. The log names files at DEBUG only: an orphan may be
+    what an erasure could not delete, and its name the erased user's file name."""
+    freed = count = 0
     for orphan in orphans:
         default_storage.delete(orphan.name)
-        logger.info("deleted orphan file %s (%d bytes)", orphan.name, orphan.size)
+        logger.debug("deleted orphan file %s (%d bytes)", orphan.name, orphan.size)
         freed += orphan.size
+        count += 1
+    if count:
+        logger.info("deleted %d orphan file(s), %d bytes", count, freed)
     return freed
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from io import StringIO
@@ -148,3 +149,17 @@ def test_prune_orphans_removes_old_unreferenced_files_only(user) -> None:
     assert referenced_output.exists()
     assert elsewhere.exists()
     assert "prune: 0 orphan file(s) deleted, 0 bytes freed" in prune()
+
+
+def test_prune_orphans_logs_counts_and_names_files_at_debug_only(user, caplog) -> None:
+    # An orphan may be what an erasure could not delete: its name is the erased user's.
+    put("tapestry_media/uploads/sub_gone/erin-holiday.mp4", b"x" * 100, hours_old=2)
+    put("tapestry_media/outputs/job_gone/erin-holiday.jpg", b"y" * 23, hours_old=3)
+    with caplog.at_level("DEBUG", logger="tapestry_media"):
+        prune()
+    at_info = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    at_debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert "deleted 2 orphan file(s), 123 bytes" in at_info
+    assert not [m for m in at_info if "erin" in m], at_info
+    # positive control: the names are there, one level down
+    assert len([m for m in at_debug if "erin-holiday" in m]) == 2, at_debug
