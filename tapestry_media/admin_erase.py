@@ -1,5 +1,6 @@
 """The Submission admin's "Erase the uploaders' data" action: a confirmation page counting each
-uploader's submissions and tasks, then, once confirmed, one background job per uploader
+uploader's submissions and tasks, then, once confirmed, a pending erasure per uploader
+(:mod:`.erasure_requests`, listed in the admin until done) and its background job
 (:mod:`.erasure_jobs`). An erasure reads every row of the app's tables, which may take longer
 than a request may run: the page shows only what indexed counts give, and the erasure itself
 runs in a worker.
@@ -23,8 +24,9 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from .enqueue import enqueue_erase
-from .models import LocalJob, Submission, Task, WebhookEvent
+from . import erasure_requests
+from .admin_readonly import ReadOnlyAdmin
+from .models import ErasureRequest, LocalJob, Submission, Task, WebhookEvent
 
 ERASED_MODELS = (Submission, Task, WebhookEvent, LocalJob)
 
@@ -88,9 +90,23 @@ def erase_uploaders(
 
 
 def queue_erasures(request: HttpRequest, user_pks: list[str]) -> None:
-    """One job per uploader, queued at once rather than after commit: the action writes no row
-    a job must wait for, and the message must say what was queued."""
-    queued = sum(enqueue_erase(pk) is not None for pk in user_pks)
+    """A pending erasure per uploader (:mod:`.erasure_requests`), then its job once that
+    commits. A job that could not be queued keeps its request, which ``resync`` queues again.
+    Under an outer transaction (``ATOMIC_REQUESTS``) the jobs are queued when it commits, after
+    this message: it then says they are requested, not queued."""
+    outcomes: list[bool] = []
+    erasure_requests.request(user_pks, queued=outcomes)
+    if len(outcomes) < len(user_pks):
+        messages.success(request, ngettext(
+            "The erasure of %(n)d uploader's data is requested; its job is queued once this "
+            "request commits (see pending erasures; resync queues one that could not be).",
+            "The erasure of %(n)d uploaders' data is requested; their jobs are queued once "
+            "this request commits (see pending erasures; resync queues those that could not "
+            "be).",
+            len(user_pks),
+        ) % {"n": len(user_pks)})  # fmt: skip
+        return
+    queued, failed = outcomes.count(True), outcomes.count(False)
     if queued:
         messages.success(request, ngettext(
             "The erasure of %(n)d uploader's data is queued; the log line \"erased a user's "
@@ -99,12 +115,24 @@ def queue_erasures(request: HttpRequest, user_pks: list[str]) -> None:
             "data: …\" per uploader gives the counts once each is done.",
             queued,
         ) % {"n": queued})  # fmt: skip
-    failed = len(user_pks) - queued
     if failed:
         messages.error(request, ngettext(
-            "%(n)d erasure could not be queued (the log says why): nothing was erased for "
-            "that uploader; run the action again.",
-            "%(n)d erasures could not be queued (the log says why): nothing was erased for "
-            "those uploaders; run the action again.",
+            "%(n)d erasure could not be queued (the log says why): nothing is erased for that "
+            "uploader yet; it stays under pending erasures and resync queues it again.",
+            "%(n)d erasures could not be queued (the log says why): nothing is erased for "
+            "those uploaders yet; they stay under pending erasures and resync queues them "
+            "again.",
             failed,
         ) % {"n": failed})  # fmt: skip
+
+
+@admin.register(ErasureRequest)
+class ErasureRequestAdmin(ReadOnlyAdmin):
+    """The erasures asked for and not finished: a row leaves once its job has erased. Read
+    only: a request is made by the Submission action and ended by the erasure alone."""
+
+    list_display = ("user_pk", "requested_at", "enqueued_at")
+    fields = list_display
+    readonly_fields = list_display
+    ordering = ("requested_at", "pk")
+    show_full_result_count = False

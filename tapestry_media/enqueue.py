@@ -83,13 +83,17 @@ def enqueue_poll(task_pk: int) -> JobResult[Any, Any] | None:
 
 
 def enqueue_erase(user_pk: str) -> JobResult[Any, Any] | None:
-    """The erase job (``erasure_jobs.erase_user``) for one user's pk, as text. Nothing enqueues
-    a lost one again (resync knows no erasure), so ``None`` tells the caller; the log line
-    names no one (the job's argument is the user's pk), only the exception's class."""
+    """The erase job (``erasure_jobs.erase_user``) for one user's pk, as text. ``None`` when
+    the task backend refused it: its pending request (``erasure_requests``) stays for resync.
+    The log line names no one (the job's argument is the user's pk), only the exception's
+    class."""
     try:
         return _bound(ERASE_JOB).enqueue(user_pk)
     except Exception as exc:
-        logger.error("could not enqueue an erasure (%s): nothing erased", type(exc).__name__)
+        logger.error(
+            "could not enqueue an erasure (%s): nothing erased yet, resync queues it again",
+            type(exc).__name__,
+        )
         return None
 
 

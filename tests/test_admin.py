@@ -10,7 +10,13 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from tapestry_media import pipeline
-from tapestry_media.models import Submission, SubmissionStatus, Task, WebhookEvent
+from tapestry_media.models import (
+    ErasureRequest,
+    Submission,
+    SubmissionStatus,
+    Task,
+    WebhookEvent,
+)
 from tapestry_media.status import Status
 from tapestry_media.testing.jobs import enqueued, enqueued_names
 
@@ -402,6 +408,7 @@ def test_erase_confirmation_page_queries_do_not_grow_with_the_uploaders_data(
     assert "erase_user" not in enqueued_names()
 
 
+@pytest.mark.django_db(transaction=True)  # the action's on_commit runs as in production
 def test_an_erasure_that_cannot_be_queued_is_told_and_logged_naming_no_one(
     admin_client, user, monkeypatch, caplog
 ) -> None:
@@ -417,10 +424,42 @@ def test_an_erasure_that_cannot_be_queued_is_told_and_logged_naming_no_one(
     done = admin_client.post(SUBMISSIONS, form, follow=True)
     text = done.content.decode()
     assert "1 erasure could not be queued (the log says why)" in text
+    assert "resync queues it again" in text
     assert "is queued" not in text
+    assert "is requested" not in text
     assert Submission.objects.filter(uploader=user).exists()
+    # the request stays, never queued, for resync
+    assert list(ErasureRequest.objects.values_list("user_pk", "enqueued_at")) == [
+        (str(user.pk), None)
+    ]
     records = [r for r in caplog.records if r.name.startswith("tapestry_media")]
     assert [r.getMessage() for r in records] == [
-        "could not enqueue an erasure (ConnectionError): nothing erased"
+        "could not enqueue an erasure (ConnectionError): nothing erased yet, resync queues it again"
     ]
     assert str(user.pk) not in repr([(r.getMessage(), r.args, r.exc_info) for r in records])
+
+
+def test_pending_erasures_are_listed_read_only(admin_client, user) -> None:
+    from django.contrib.admin.sites import site
+
+    ErasureRequest.objects.create(user_pk=str(user.pk))
+    page = admin_client.get(reverse("admin:tapestry_media_erasurerequest_changelist"))
+    assert page.status_code == 200
+    assert [str(r.user_pk) for r in page.context["cl"].result_list] == [str(user.pk)]
+    model_admin = site._registry[ErasureRequest]
+    request = page.wsgi_request
+    assert not model_admin.has_add_permission(request)
+    assert not model_admin.has_change_permission(request)
+    assert not model_admin.has_delete_permission(request)
+    assert admin_client.get(reverse("admin:tapestry_media_erasurerequest_add")).status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)  # the action's on_commit runs as in production
+def test_a_queued_erasure_is_told_and_stamped(admin_client, user) -> None:
+    sub = upload(user)
+    form = {"action": "erase_uploaders", "_selected_action": [str(sub.pk)], "post": "yes"}
+    text = admin_client.post(SUBMISSIONS, form, follow=True).content.decode()
+    assert "The erasure of 1 uploader&#x27;s data is queued" in text
+    assert "could not" not in text
+    assert enqueued_names()[-1] == "erase_user"
+    assert ErasureRequest.objects.get(user_pk=str(user.pk)).enqueued_at is not None
