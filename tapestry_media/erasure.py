@@ -13,7 +13,7 @@ gives these models:
 2. :func:`stored_files` lists their files: uploads, outputs, and everything else under each
    submission's upload folder and each local job's output folder (earlier files of the same
    submission included). Storage API only, so S3 works as the file system does.
-3. :func:`delete_rows` deletes those rows.
+3. :func:`delete_rows` deletes those rows, and the user's pending ``ErasureRequest`` goes.
 4. :func:`scrub_remaining` replaces the user's identifiers in every remaining row (metadata,
    inputs, outputs, errors, webhook bodies and headers) with ``[erased]``.
 5. After commit, :func:`delete_files` deletes the files.
