@@ -28,6 +28,7 @@ from . import pipeline, resync, uploads, webhooks
 from .admin_buttons import ObjectActionsMixin
 from .admin_erase import erase_uploaders, may_erase
 from .admin_overview import OverviewMixin
+from .admin_readonly import ReadOnlyAdmin
 from .api.outputs import output_src
 from .conf import BUILTIN_BACKENDS, get_settings
 from .metadata import is_valid_key
@@ -687,7 +688,7 @@ def reprocess(event_pk: int) -> str:
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class WebhookEventAdmin(ReadOnlyAdmin):
     list_display = (
         "remote_task_id",
         "topic",
@@ -727,15 +728,6 @@ class WebhookEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     class Media:
         css = {"all": ("tapestry_media/admin.css",)}
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[WebhookEvent], search_term: str

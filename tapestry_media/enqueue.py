@@ -22,8 +22,9 @@ logger = logging.getLogger("tapestry_media.jobs")
 
 SUBMIT_JOB = "tapestry_media.jobs.submit_task"
 POLL_JOB = "tapestry_media.jobs.poll_task"
+ERASE_JOB = "tapestry_media.erasure_jobs.erase_user"
 #: Every job of this app, the local engine's included (for :func:`bind_to_task_backend`).
-ALL_JOBS = (SUBMIT_JOB, POLL_JOB, "tapestry_media.local.jobs.run_local_job")
+ALL_JOBS = (SUBMIT_JOB, POLL_JOB, ERASE_JOB, "tapestry_media.local.jobs.run_local_job")
 
 
 def job_definition(path: str) -> JobDefinition[Any, Any]:
@@ -81,13 +82,29 @@ def enqueue_poll(task_pk: int) -> JobResult[Any, Any] | None:
     return enqueue(POLL_JOB, task_pk)
 
 
+def enqueue_erase(user_pk: str) -> JobResult[Any, Any] | None:
+    """The erase job (``erasure_jobs.erase_user``) for one user's pk, as text. ``None`` when
+    the task backend refused it: its pending request (``erasure_requests``) stays for resync.
+    The log line names no one (the job's argument is the user's pk), only the exception's
+    class."""
+    try:
+        return _bound(ERASE_JOB).enqueue(user_pk)
+    except Exception as exc:
+        logger.error(
+            "could not enqueue an erasure (%s): nothing erased yet, resync queues it again",
+            type(exc).__name__,
+        )
+        return None
+
+
+def _bound(path: str) -> JobDefinition[Any, Any]:
+    config = get_settings()
+    return job_definition(path).using(backend=config.TASK_BACKEND, queue_name=config.QUEUE_NAME)
+
+
 def bind_to_task_backend() -> list[JobDefinition[Any, Any]]:
     """Every job of this app, validated on the configured task backend and queue. A backend
     that registers jobs while validating them (django-tasks-celery registers them with Celery)
     only knows them once they are enqueued there: a Celery worker for a ``TASK_BACKEND`` other
     than ``"default"`` calls this in its Celery module, or it refuses them as unregistered."""
-    config = get_settings()
-    return [
-        job_definition(path).using(backend=config.TASK_BACKEND, queue_name=config.QUEUE_NAME)
-        for path in ALL_JOBS
-    ]
+    return [_bound(path) for path in ALL_JOBS]

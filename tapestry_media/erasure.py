@@ -13,7 +13,7 @@ gives these models:
 2. :func:`stored_files` lists their files: uploads, outputs, and everything else under each
    submission's upload folder and each local job's output folder (earlier files of the same
    submission included). Storage API only, so S3 works as the file system does.
-3. :func:`delete_rows` deletes those rows.
+3. :func:`delete_rows` deletes those rows, and the user's pending ``ErasureRequest`` goes.
 4. :func:`scrub_remaining` replaces the user's identifiers in every remaining row (metadata,
    inputs, outputs, errors, webhook bodies and headers) with ``[erased]``.
 5. After commit, :func:`delete_files` deletes the files.
@@ -43,7 +43,15 @@ from .api.outputs import stored_names
 from .conf import get_settings
 from .database import retry_on_conflict
 from .direct_uploads import DIRECT_PREFIX, owner_segment
-from .models import UPLOAD_PREFIX, LocalJob, Submission, Task, WebhookEvent, metadata_q
+from .models import (
+    UPLOAD_PREFIX,
+    ErasureRequest,
+    LocalJob,
+    Submission,
+    Task,
+    WebhookEvent,
+    metadata_q,
+)
 from .orphans import storage_names, walk
 
 logger = logging.getLogger("tapestry_media.erasure")
@@ -536,6 +544,9 @@ def erase(
             )
             if not dry_run:
                 delete_rows(found, alias)
+                # done once this commits: the pending request (the admin's) goes with the rows
+                requests = ErasureRequest.objects.using(alias)
+                requests.filter(user_pk=str(subject.pk)).delete()
             scrubber = Scrubber(token_pattern(found.tokens), frozenset(subject.names))
             needles = search_forms({*found.tokens, *subject.names})
             report.scrubbed = scrub_remaining(

@@ -434,3 +434,24 @@ class LocalJob(models.Model):
 
     def __str__(self) -> str:
         return self.remote_id
+
+
+class ErasureRequest(models.Model):
+    """An erasure asked for and not finished yet: the admin's "Erase the uploaders' data"
+    writes it before it queues the erase job, ``resync`` queues the job again while it is here,
+    and the erasure deletes it in its own transaction. So the user's pk stays in this table only
+    while their erasure is pending."""
+
+    #: the pk as text, the way the erase job takes it (a UUID is not JSON)
+    user_pk = models.CharField(_("user pk"), max_length=255, unique=True)
+    requested_at = models.DateTimeField(_("requested"), auto_now_add=True)
+    #: last time a job was queued for it; NULL: never (queueing failed), so resync queues it
+    enqueued_at = models.DateTimeField(_("queued"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("pending erasure")
+        verbose_name_plural = _("pending erasures")
+        ordering = ("requested_at", "pk")
+
+    def __str__(self) -> str:
+        return f"usr_{self.user_pk}"

@@ -9,6 +9,9 @@ For tasks untouched for ``stale_after`` (``TAPESTRY_MEDIA["STALE_AFTER"]`` by de
   job again; the idempotency key makes a repeated create return the same remote task.
 * with ``failed=True``: failed tasks of the current file generation → a new attempt.
 
+And every pending erasure (``ErasureRequest``) never queued or queued before the cutoff →
+its erase job again (:mod:`.erasure_requests`; not with ``ids``, which name tasks).
+
 Rows are claimed in short transactions with ``SELECT … FOR UPDATE SKIP LOCKED`` and stamped
 (``updated_at``; a ``submitting`` row goes back to ``created``), so a resync running at the same
 time on another machine skips them and the work is done once. Requests never call the network:
@@ -27,7 +30,7 @@ from django.db import connections, router, transaction
 from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
-from . import backfill, retries, webhooks
+from . import backfill, erasure_requests, retries, webhooks
 from .backends import BackendError, TransientBackendError, get_backend
 from .conf import get_settings
 from .enqueue import enqueue_poll, enqueue_submit
@@ -55,6 +58,9 @@ class Report:
     results: dict[int, str] = field(default_factory=dict)
     #: the Events backfill that ran before polling (``None``: the backend has no events).
     backfilled: backfill.Report | None = None
+    #: pending erasures whose job was queued again, and how many of those the backend refused.
+    erasures: int = 0
+    erasures_failed: int = 0
 
     @property
     def total(self) -> int:
@@ -107,6 +113,10 @@ def run(
             if wait:  # the queued job then finds nothing to claim
                 _dispatch(retried, "submit", report, wait=True)
             say(f"retrying failed: {len(report.retried)} new attempt(s)")
+
+    if ids is None:
+        outcomes = erasure_requests.requeue_stale(cutoff)
+        report.erasures, report.erasures_failed = len(outcomes), outcomes.count(False)
     return report
 
 

@@ -10,7 +10,13 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from tapestry_media import pipeline
-from tapestry_media.models import Submission, SubmissionStatus, Task, WebhookEvent
+from tapestry_media.models import (
+    ErasureRequest,
+    Submission,
+    SubmissionStatus,
+    Task,
+    WebhookEvent,
+)
 from tapestry_media.status import Status
 from tapestry_media.testing.jobs import enqueued, enqueued_names
 
@@ -373,3 +379,87 @@ def test_changelist_queries_do_not_grow_with_rows(admin_client, django_user_mode
     rows = len(admin_client.get(url).context["cl"].result_list)
     assert rows == (100 if url == TASKS else 50)
     assert small == large, (small, large)
+
+
+def test_erase_confirmation_page_queries_do_not_grow_with_the_uploaders_data(
+    admin_client, user
+) -> None:
+    """The page counts each uploader's own rows by their foreign keys; it does not run the
+    erasure's dry run, which reads every row of the app's tables (webhook events included)."""
+    first = upload(user)
+    form = {"action": "erase_uploaders", "_selected_action": [str(first.pk)]}
+
+    def confirm(submissions: int) -> list[str]:
+        with CaptureQueriesContext(connection) as ctx:
+            page = admin_client.post(SUBMISSIONS, form)
+        assert page.status_code == 200
+        assert f"<td>{submissions}</td><td>{2 * submissions}</td>" in page.content.decode()
+        return [q["sql"] for q in ctx.captured_queries]
+
+    admin_client.post(SUBMISSIONS, form)  # warm caches (session, content types)
+    WebhookEvent.objects.create(dedup_key="d1", remote_task_id="t1", body="{}")
+    small = confirm(1)
+    for _ in range(19):
+        upload(user)
+    large = confirm(20)
+    assert len(small) == len(large), (small, large)
+    assert not [sql for sql in large if "tapestry_media_webhookevent" in sql]
+    assert Submission.objects.filter(uploader=user).count() == 20  # asked, nothing erased
+    assert "erase_user" not in enqueued_names()
+
+
+@pytest.mark.django_db(transaction=True)  # the action's on_commit runs as in production
+def test_an_erasure_that_cannot_be_queued_is_told_and_logged_naming_no_one(
+    admin_client, user, monkeypatch, caplog
+) -> None:
+    from tapestry_media import enqueue
+
+    class Refusing:
+        def enqueue(self, user_pk: str) -> None:
+            raise ConnectionError(f"broker down, job erase_user({user_pk!r}) lost")
+
+    monkeypatch.setattr(enqueue, "_bound", lambda path: Refusing())
+    sub = upload(user)
+    form = {"action": "erase_uploaders", "_selected_action": [str(sub.pk)], "post": "yes"}
+    done = admin_client.post(SUBMISSIONS, form, follow=True)
+    text = done.content.decode()
+    assert "1 erasure could not be queued (the log says why)" in text
+    assert "resync queues it again" in text
+    assert "is queued" not in text
+    assert "is requested" not in text
+    assert Submission.objects.filter(uploader=user).exists()
+    # the request stays, never queued, for resync
+    assert list(ErasureRequest.objects.values_list("user_pk", "enqueued_at")) == [
+        (str(user.pk), None)
+    ]
+    records = [r for r in caplog.records if r.name.startswith("tapestry_media")]
+    assert [r.getMessage() for r in records] == [
+        "could not enqueue an erasure (ConnectionError): nothing erased yet, resync queues it again"
+    ]
+    assert str(user.pk) not in repr([(r.getMessage(), r.args, r.exc_info) for r in records])
+
+
+def test_pending_erasures_are_listed_read_only(admin_client, user) -> None:
+    from django.contrib.admin.sites import site
+
+    ErasureRequest.objects.create(user_pk=str(user.pk))
+    page = admin_client.get(reverse("admin:tapestry_media_erasurerequest_changelist"))
+    assert page.status_code == 200
+    assert [str(r.user_pk) for r in page.context["cl"].result_list] == [str(user.pk)]
+    model_admin = site._registry[ErasureRequest]
+    request = page.wsgi_request
+    assert not model_admin.has_add_permission(request)
+    assert not model_admin.has_change_permission(request)
+    assert not model_admin.has_delete_permission(request)
+    assert admin_client.get(reverse("admin:tapestry_media_erasurerequest_add")).status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)  # the action's on_commit runs as in production
+def test_a_queued_erasure_is_told_and_stamped(admin_client, user) -> None:
+    sub = upload(user)
+    form = {"action": "erase_uploaders", "_selected_action": [str(sub.pk)], "post": "yes"}
+    text = admin_client.post(SUBMISSIONS, form, follow=True).content.decode()
+    assert "The erasure of 1 uploader&#x27;s data is queued" in text
+    assert "could not" not in text
+    assert enqueued_names()[-1] == "erase_user"
+    assert ErasureRequest.objects.get(user_pk=str(user.pk)).enqueued_at is not None

@@ -22,9 +22,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 import tapestry_media
-from tapestry_media import erasure, receivers
-from tapestry_media.models import LocalJob, Submission, Task, WebhookEvent
-from tapestry_media.testing.jobs import enqueued_names, run_jobs
+from tapestry_media import erasure, erasure_jobs, receivers
+from tapestry_media.enqueue import ERASE_JOB
+from tapestry_media.models import ErasureRequest, LocalJob, Submission, Task, WebhookEvent
+from tapestry_media.testing.jobs import enqueued, enqueued_names, run_jobs
 
 from .helpers import app_alias, integer_pks, local_engine_settings, make_user
 from .media import clip_upload, make_clip
@@ -138,6 +139,12 @@ def dump() -> str:
             cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")  # noqa: S608
             lines += [f"{table}: " + " | ".join(map(str, row)) for row in cursor.fetchall()]
     return "\n".join(lines)
+
+
+def added_rows(before: str, after: str) -> list[str]:
+    """The rows of ``after`` not in ``before``."""
+    old = set(before.splitlines())
+    return [line for line in after.splitlines() if line not in old]
 
 
 def stored() -> dict[str, bytes]:
@@ -254,7 +261,7 @@ def test_unknown_user_is_a_clear_error_and_changes_nothing(world, erase) -> None
     assert stored() == files
 
 
-def test_admin_action_asks_then_erases_only_for_those_allowed(
+def test_admin_action_asks_then_queues_the_erasure_only_for_those_allowed(
     world, client, django_capture_on_commit_callbacks
 ) -> None:
     from django.contrib.auth.models import Permission
@@ -275,6 +282,9 @@ def test_admin_action_asks_then_erases_only_for_those_allowed(
     assert "erase_uploaders" not in response.content.decode()  # not offered to this user
     assert Submission.objects.filter(uploader=world.erin).count() == 2
 
+    traces = world.traces(world.erin, world.erin_subs, [world.api_task])
+    before, files_before = dump(), stored()
+    assert present(traces, before, files_before) == traces  # positive control
     admin_user = make_user("root", password="pw", superuser=True)
     client.force_login(admin_user)
     page = client.post(changelist, form)
@@ -282,13 +292,28 @@ def test_admin_action_asks_then_erases_only_for_those_allowed(
     text = page.content.decode()
     assert "Erase the uploaders" in text
     assert f"{world.erin_login} ({world.erin_id})" in text
-    assert Submission.objects.filter(uploader=world.erin).count() == 2  # asked, not done
+    # her submissions; their four tasks and the two she created through the API
+    assert "<td>2</td><td>6</td>" in text
+    assert "erase --user &lt;pk&gt; --dry-run" in text
+    assert dump() == before  # asked, not done
 
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+    with django_capture_on_commit_callbacks(execute=True):
         done = client.post(changelist, {**form, "post": "yes"}, follow=True)
-    assert callbacks  # the files go after commit
     assert done.status_code == 200
-    assert f"Erased {world.erin_id}: 2 submission(s), 6 task(s)" in done.content.decode()
+    # the test's transaction defers the enqueue past the response, as ATOMIC_REQUESTS would
+    assert "The erasure of 1 uploader&#x27;s data is requested" in done.content.decode()
+    (job,) = enqueued()
+    assert (job.task.module_path, list(job.args)) == (ERASE_JOB, [str(world.erin.pk)])
+    # queued, not done: every row and file is still there until the job runs, and the
+    # pending request beside them
+    (added,) = added_rows(before, dump())
+    assert added.startswith("tapestry_media_erasurerequest: ")
+    assert f" | {world.erin.pk} | " in added
+    assert stored() == files_before
+
+    run_all(django_capture_on_commit_callbacks)
+    assert present(traces, dump(), stored()) == set()
+    assert "tapestry_media_erasurerequest" not in dump()  # done: the request went with the rows
     assert not Submission.objects.filter(uploader=world.erin).exists()
     assert Submission.objects.filter(uploader=world.bob).count() == 1
 
@@ -303,9 +328,83 @@ def test_the_admin_action_erases_the_uploader_not_a_user_whose_login_is_their_pk
     client.force_login(make_user("root", password="pw", superuser=True))
     form = {"action": "erase_uploaders", "_selected_action": [world.erin_subs[0].pk], "post": "yes"}
     with django_capture_on_commit_callbacks(execute=True):
-        done = client.post(reverse("admin:tapestry_media_submission_changelist"), form, follow=True)
-    assert f"Erased {world.erin_id}: 2 submission(s)" in done.content.decode()
+        client.post(reverse("admin:tapestry_media_submission_changelist"), form, follow=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        (counts,) = run_jobs()
+    assert counts.startswith("2 submission(s), 6 task(s)")
     assert not Submission.objects.filter(uploader=world.erin).exists()
+    assert Submission.objects.filter(uploader=world.bob).count() == 1
+
+
+def test_the_erase_job_run_twice_erases_once(world, django_capture_on_commit_callbacks) -> None:
+    """A retried job (the worker died after the commit) finds nothing left; the pk comes as
+    text, read back by the user model's pk field (a UUID with tests.settings_custom_user)."""
+    traces = world.traces(world.erin, world.erin_subs, [world.api_task])
+    assert present(traces, dump(), stored()) == traces
+    with django_capture_on_commit_callbacks(execute=True):
+        first = erasure_jobs.erase_user.call(str(world.erin.pk))
+    after, files_after = dump(), stored()
+    assert first.startswith("2 submission(s), 6 task(s)")
+    assert present(traces, after, files_after) == set()
+    with django_capture_on_commit_callbacks(execute=True):
+        second = erasure_jobs.erase_user.call(str(world.erin.pk))
+    assert second.startswith("0 submission(s), 0 task(s), 0 local engine job(s)")
+    assert "rows scrubbed: none" in second
+    assert dump() == after
+    assert stored() == files_after
+    assert world.erin_id not in first + second  # the return value a backend keeps names no one
+
+
+def test_an_erasure_that_could_not_be_queued_is_finished_by_resync(
+    world, client, monkeypatch, django_capture_on_commit_callbacks
+) -> None:
+    """The broker is down when the operator confirms: nothing is erased, the request stays,
+    never queued; resync queues it again, and once the job has run nothing is left of the
+    user, the request included."""
+    from tapestry_media import enqueue
+
+    traces = world.traces(world.erin, world.erin_subs, [world.api_task])
+    before, files_before = dump(), stored()
+    bound = enqueue._bound
+
+    def refusing(path: str):
+        if path == ERASE_JOB:
+            raise ConnectionError("broker down")
+        return bound(path)
+
+    monkeypatch.setattr(enqueue, "_bound", refusing)
+    client.force_login(make_user("root", password="pw", superuser=True))
+    form = {"action": "erase_uploaders", "_selected_action": [world.erin_subs[0].pk], "post": "yes"}
+    with django_capture_on_commit_callbacks(execute=True):
+        done = client.post(reverse("admin:tapestry_media_submission_changelist"), form, follow=True)
+    assert "The erasure of 1 uploader&#x27;s data is requested" in done.content.decode()
+    assert enqueued_names() == []
+    assert list(ErasureRequest.objects.values_list("user_pk", "enqueued_at")) == [
+        (str(world.erin.pk), None)
+    ]
+    (added,) = added_rows(before, dump())  # nothing erased: the request is all that changed
+    assert added.startswith("tapestry_media_erasurerequest: ")
+    assert stored() == files_before
+
+    monkeypatch.setattr(enqueue, "_bound", bound)  # the broker is back
+    out = StringIO()
+    call_command("tapestry_media", "resync", stdout=out)
+    assert "pending erasures: 1 queued again" in out.getvalue()
+    assert ErasureRequest.objects.get().enqueued_at is not None
+    assert [list(job.args) for job in enqueued() if job.task.module_path == ERASE_JOB] == [
+        [str(world.erin.pk)]
+    ]
+    run_all(django_capture_on_commit_callbacks)
+    assert not ErasureRequest.objects.exists()
+    assert present(traces, dump(), stored()) == set()
+    assert Submission.objects.filter(uploader=world.bob).count() == 1
+    assert "pending erasures" not in command_output("resync")  # nothing left to queue
+
+
+def command_output(*args: str) -> str:
+    out = StringIO()
+    call_command("tapestry_media", *args, stdout=out)
+    return out.getvalue()
 
 
 def test_token_pattern_matches_whole_tokens_only() -> None:

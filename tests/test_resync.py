@@ -16,9 +16,9 @@ from django.utils import timezone
 from tapestry_media import resync
 from tapestry_media.backends.dummy import DummyBackend
 from tapestry_media.management.commands.tapestry_media import parse_duration
-from tapestry_media.models import Task, WebhookEvent
+from tapestry_media.models import ErasureRequest, Task, WebhookEvent
 from tapestry_media.status import Status
-from tapestry_media.testing.jobs import clear_jobs, enqueued_names, run_jobs
+from tapestry_media.testing.jobs import clear_jobs, enqueued, enqueued_names, run_jobs
 from tapestry_media.testing.webhooks import post_webhook, run_on_commit_callbacks
 
 from .helpers import submitted_upload
@@ -314,3 +314,41 @@ def _remote(remote_id: str, status: str) -> Any:
     from tapestry_media.remote import parse_task
 
     return parse_task({"id": remote_id, "status": status})
+
+
+def test_a_pending_erasure_whose_job_never_ran_is_queued_again(monkeypatch) -> None:
+    """Queued 20 minutes ago and still there (the job was lost, or its worker died): queued
+    again and stamped; one queued a minute ago is left to its job; a refused one is unstamped
+    so the next resync takes it at once."""
+    from tapestry_media import enqueue
+    from tapestry_media.enqueue import ERASE_JOB
+
+    now = timezone.now()
+    ErasureRequest.objects.create(user_pk="101", enqueued_at=now - timedelta(minutes=20))
+    ErasureRequest.objects.create(user_pk="102", enqueued_at=now - timedelta(minutes=1))
+
+    out = command("resync")
+
+    assert "pending erasures: 1 queued again" in out
+    assert [(r.task.module_path, list(r.args)) for r in enqueued()] == [(ERASE_JOB, ["101"])]
+    stamped = dict(ErasureRequest.objects.values_list("user_pk", "enqueued_at"))
+    assert stamped["101"] >= now
+    assert stamped["102"] == now - timedelta(minutes=1)
+    clear_jobs()
+
+    class Refusing:
+        def enqueue(self, user_pk: str) -> None:
+            raise ConnectionError("broker down")
+
+    monkeypatch.setattr(enqueue, "_bound", lambda path: Refusing())
+    out = command("resync", "--stale-after", "0s")
+    assert "pending erasures: 0 queued again, 2 refused by the task backend" in out
+    assert set(ErasureRequest.objects.values_list("enqueued_at", flat=True)) == {None}
+    assert enqueued_names() == []
+
+
+def test_ids_leave_pending_erasures_alone() -> None:
+    ErasureRequest.objects.create(user_pk="101")
+    report = resync.run(ids=[123456])
+    assert report.erasures == 0
+    assert enqueued_names() == []

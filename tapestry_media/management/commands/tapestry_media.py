@@ -143,6 +143,12 @@ class Command(BaseCommand):
             untouched = sorted(set(options["ids"]) - handled)
             if untouched:
                 self.stdout.write(f"not resynced (terminal, unknown or not stale): {untouched}")
+        if report.erasures:
+            self.stdout.write(
+                f"pending erasures: {report.erasures - report.erasures_failed} queued again"
+                + (f", {report.erasures_failed} refused by the task backend (the log says why)"
+                   if report.erasures_failed else "")
+            )  # fmt: skip
         changed = sum(1 for result in report.results.values() if result == "applied")
         done = "run" if options["wait"] else "queued"
         self.stdout.write(
